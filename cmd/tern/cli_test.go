@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBadInputIsOneClearLine runs the CLI on inputs a user gets wrong and
+// checks each fails with status 1 and one line that names the problem,
+// before any VM is built.
+func TestBadInputIsOneClearLine(t *testing.T) {
+	dir := t.TempDir()
+	notKernel := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notKernel, []byte(strings.Repeat("not a kernel\n", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unreadable := filepath.Join(dir, "secret")
+	if err := os.WriteFile(unreadable, []byte("x"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "vmlinux-missing")
+	kernel := fakeBzImage(t)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"run", "--kernal", notKernel}, "flag provided but not defined: -kernal"},
+		{"no kernel flag", []string{"run"}, `Required flag "kernel" not set`},
+		{"missing kernel", []string{"run", "--kernel", missing}, "kernel: open " + missing + ": no such file or directory"},
+		{"directory as kernel", []string{"run", "--kernel", dir}, "is not a regular file"},
+		{"neither ELF nor bzImage", []string{"run", "--kernel", notKernel}, "neither an ELF vmlinux nor a bzImage"},
+		{"bad memory size", []string{"run", "--kernel", notKernel, "--memory", "lots"}, `--memory: "lots" is not a size like 256M or 2G`},
+		{"memory too small", []string{"run", "--kernel", kernel, "--memory", "1M"}, "below the minimum"},
+		{"memory not page aligned", []string{"run", "--kernel", kernel, "--memory", "20001K"}, "not a multiple of 4096"},
+		{"too many vCPUs", []string{"run", "--kernel", kernel, "--cpus", "33"}, "33 vCPUs requested; tern supports 1 to 32"},
+		{"zero vCPUs", []string{"run", "--kernel", kernel, "--cpus", "0"}, "--cpus: 0 is not a positive number"},
+		{"missing initrd", []string{"run", "--kernel", kernel, "--initrd", missing}, "initrd: open " + missing},
+		{"console in a missing dir", []string{"run", "--kernel", kernel, "--console", filepath.Join(missing, "out")}, "--console:"},
+		{"bad log level", []string{"--log-level", "loud", "version"}, `--log-level: "loud" is not one of`},
+		{"stray argument", []string{"run", "--kernel", kernel, "extra"}, `unexpected argument "extra"`},
+	}
+	if os.Geteuid() != 0 {
+		cases = append(cases, struct {
+			name string
+			args []string
+			want string
+		}{"unreadable kernel", []string{"run", "--kernel", unreadable}, "permission denied"})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := runMain(append([]string{"tern"}, c.args...), &out, &errOut)
+			if code != 1 {
+				t.Errorf("exit status %d, want 1 (stderr %q)", code, errOut.String())
+			}
+			msg := errOut.String()
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("stderr %q does not contain %q", msg, c.want)
+			}
+			if lines := strings.Count(strings.TrimRight(msg, "\n"), "\n") + 1; !strings.HasPrefix(msg, "tern: ") || lines != 1 {
+				t.Errorf("stderr is not one 'tern: ...' line: %q", msg)
+			}
+		})
+	}
+}
+
+// TestMissingKVMDevice points tern at a KVM device that does not exist, as on
+// a host without KVM, with a kernel that passes the file checks.
+func TestMissingKVMDevice(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runMain([]string{"tern", "check", "--kvm", filepath.Join(t.TempDir(), "kvm")}, &out, &errOut)
+	if code != 1 {
+		t.Fatalf("tern check on a missing device: exit %d, want 1", code)
+	}
+	if !strings.Contains(out.String(), "does not exist") || !strings.Contains(out.String(), "verdict:      tern cannot run here") {
+		t.Errorf("check report does not say the device is missing:\n%s", out.String())
+	}
+}
+
+func TestRunWithoutKVM(t *testing.T) {
+	kernel := fakeBzImage(t)
+	dev := filepath.Join(t.TempDir(), "kvm")
+	var out, errOut bytes.Buffer
+	code := runMain([]string{"tern", "run", "--kernel", kernel, "--kvm", dev}, &out, &errOut)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (stderr %q)", code, errOut.String())
+	}
+	if want := dev + " does not exist: this host offers no KVM"; !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr %q does not contain %q", errOut.String(), want)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runMain([]string{"tern", "version"}, &out, &errOut); code != 0 {
+		t.Fatalf("tern version: exit %d, stderr %q", code, errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "tern ") {
+		t.Errorf("tern version printed %q", out.String())
+	}
+}
+
+// fakeBzImage writes just enough of a bzImage for the format check: the
+// boot flag and the "HdrS" magic of the setup header.
+func fakeBzImage(t *testing.T) string {
+	img := make([]byte, 0x400)
+	img[0x1fe], img[0x1ff] = 0x55, 0xaa
+	copy(img[0x202:], "HdrS")
+	kernel := filepath.Join(t.TempDir(), "bzImage")
+	if err := os.WriteFile(kernel, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kernel
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/vmm"
+	"github.com/urfave/cli/v2"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "boot a microVM and run it until the guest powers off",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "kernel", Usage: "guest kernel: an ELF vmlinux or a bzImage", Required: true},
+			&cli.StringFlag{Name: "initrd", Usage: "initial ramdisk (optional)"},
+			&cli.StringFlag{Name: "cmdline", Usage: "kernel command line (default: " + vmm.DefaultCmdline + ")"},
+			&cli.IntFlag{Name: "cpus", Value: vmm.DefaultCPUs, Usage: "number of vCPUs"},
+			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
+			&cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"},
+			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
+			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
+			&cli.BoolFlag{Name: "pvh", Usage: "enter an ELF kernel through its PVH entry note instead of its 64-bit entry"},
+		},
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (all options are flags; see tern run --help)", c.Args().First())
+	}
+	mem, err := parseSize(c.String("memory"))
+	if err != nil {
+		return fmt.Errorf("--memory: %w", err)
+	}
+	cfg := vmm.Config{
+		KernelPath:  c.String("kernel"),
+		InitrdPath:  c.String("initrd"),
+		Cmdline:     c.String("cmdline"),
+		CPUs:        c.Int("cpus"),
+		MemoryBytes: mem,
+		HugePages:   c.Bool("huge-pages"),
+		PreferPVH:   c.Bool("pvh"),
+		KVMPath:     c.String("kvm"),
+		Logger:      logger,
+		Started:     started,
+	}
+	if cfg.CPUs < 1 {
+		return fmt.Errorf("--cpus: %d is not a positive number of vCPUs", cfg.CPUs)
+	}
+	closeConsole, err := setConsole(&cfg, c.String("console"))
+	if err != nil {
+		return err
+	}
+	defer closeConsole()
+
+	vm, err := vmm.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer vm.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got os.Signal
+	go func() {
+		select {
+		case got = <-sigs:
+			logger.WithField("signal", got.String()).Info("stopping the VM")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	reason, err := vm.Run(ctx)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("VM failed: %w", err)}
+	}
+	logger.WithFields(logrus.Fields{"reason": reason.String()}).Info("VM stopped")
+	if reason == vmm.StopRequested {
+		if s, ok := got.(syscall.Signal); ok {
+			return &exitError{code: 128 + int(s)}
+		}
+	}
+	return nil
+}
+
+// setConsole wires the guest's serial console as --console says.
+func setConsole(cfg *vmm.Config, spec string) (func(), error) {
+	switch spec {
+	case "stdio":
+		cfg.Console, cfg.ConsoleInput = os.Stdout, os.Stdin
+		return func() {}, nil
+	case "none":
+		cfg.Console = io.Discard
+		return func() {}, nil
+	case "":
+		return nil, fmt.Errorf("--console: empty; use stdio, none or a file path")
+	}
+	f, err := os.OpenFile(spec, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--console: %w", err)
+	}
+	cfg.Console = f
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,163 @@
+// Package vmm is the one place that wires a microVM together: guest memory,
+// the KVM VM and its vCPU threads, the boot path and the devices, and the
+// lifecycle (build, run, stop) that both the CLI and the Go library use.
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/vmm/memory"
+)
+
+// DefaultCmdline is used when the user gives none: a serial console, reboot
+// through the keyboard controller, no PCI probing (tern has no PCI bus), and
+// i8042 probing cut short since only its reset line is wired.
+const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+
+// Defaults for an unset Config field.
+const (
+	DefaultCPUs     = 1
+	DefaultMemory   = 256 << 20
+	DefaultKVMPath  = "/dev/kvm"
+	minGuestMemory  = 16 << 20
+	maxLowGuestSize = boot.MMIOHoleStart
+)
+
+// Config describes one microVM.
+type Config struct {
+	KernelPath string
+	InitrdPath string // optional
+	// Cmdline is the kernel command line; empty means DefaultCmdline.
+	Cmdline string
+	CPUs    int
+	// MemoryBytes is the guest RAM size; a multiple of 4 KiB (2 MiB with
+	// HugePages).
+	MemoryBytes uint64
+	HugePages   bool
+	// PreferPVH enters an ELF kernel with a PVH note through that note
+	// rather than its 64-bit entry point. It has no effect on a bzImage.
+	PreferPVH bool
+
+	// Console receives the guest's serial output; nil discards it.
+	Console io.Writer
+	// ConsoleInput, if set, is fed to the guest's serial port.
+	ConsoleInput io.Reader
+
+	// KVMPath is the KVM device; empty means DefaultKVMPath.
+	KVMPath string
+	// Logger receives the monitor's own log; nil means a logger that
+	// discards.
+	Logger logrus.FieldLogger
+	// Started is when the monitor process started; boot-time and
+	// first-KVM_RUN figures are measured from it. Zero means when New ran.
+	Started time.Time
+}
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	if c.Cmdline == "" {
+		c.Cmdline = DefaultCmdline
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = DefaultMemory
+	}
+	if c.KVMPath == "" {
+		c.KVMPath = DefaultKVMPath
+	}
+	if c.Console == nil {
+		c.Console = io.Discard
+	}
+	if c.Logger == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		c.Logger = l
+	}
+	if c.Started.IsZero() {
+		c.Started = time.Now()
+	}
+	return c
+}
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// Validate checks what can be checked without touching KVM: sizes, counts
+// and that the files exist and are readable.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	if c.KernelPath == "" {
+		return bad("no kernel given")
+	}
+	if err := readable(c.KernelPath); err != nil {
+		return bad("kernel: %v", err)
+	}
+	if err := probeKernel(c.KernelPath); err != nil {
+		return bad("kernel %s: %v", c.KernelPath, err)
+	}
+	if c.InitrdPath != "" {
+		if err := readable(c.InitrdPath); err != nil {
+			return bad("initrd: %v", err)
+		}
+	}
+	if c.CPUs < 1 || c.CPUs > boot.MaxVCPUs {
+		return bad("%d vCPUs requested; tern supports 1 to %d", c.CPUs, boot.MaxVCPUs)
+	}
+	align := uint64(memory.PageSize)
+	if c.HugePages {
+		align = 2 << 20
+	}
+	if c.MemoryBytes < minGuestMemory {
+		return bad("guest memory of %d bytes is below the minimum of %d MiB", c.MemoryBytes, minGuestMemory>>20)
+	}
+	if c.MemoryBytes%align != 0 {
+		return bad("guest memory of %d bytes is not a multiple of %d bytes", c.MemoryBytes, align)
+	}
+	if len(c.Cmdline)+1 > boot.CmdlineMaxSize {
+		return bad("kernel command line is %d bytes; at most %d fit", len(c.Cmdline), boot.CmdlineMaxSize-1)
+	}
+	return nil
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
+}
+
+// probeKernel checks that the file looks like a kernel tern can load, so
+// that a wrong file is reported before KVM is touched.
+func probeKernel(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = boot.DetectFormat(f, st.Size())
+	return err
+}

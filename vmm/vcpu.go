@@ -1,0 +1,287 @@
+package vmm
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// kickSignal interrupts a vCPU thread blocked in KVM_RUN. The Go runtime
+// already handles SIGURG (it uses it for preemption) and ignores one it did
+// not ask for, so sending it to a thread is harmless; KVM_RUN returns EINTR.
+const kickSignal = unix.SIGURG
+
+// vcpu is one guest CPU and the goroutine, locked to its OS thread, that owns
+// it: the thread creates the vCPU fd and is the only one to issue its
+// ioctls.
+type vcpu struct {
+	vm   *VM
+	id   int
+	kvm  *kvm.VCPU // used only by the owning thread
+	done sync.WaitGroup
+	log  logrus.FieldLogger
+
+	// mu guards what kick touches from other goroutines: the thread id and
+	// the kvm_run mapping, which Close unmaps.
+	mu       sync.Mutex
+	tid      int
+	kickable *kvm.VCPU
+}
+
+// startVCPUs creates every vCPU on its own thread and waits until all are
+// configured before letting any of them run, so that a failure in one leaves
+// none running.
+func (v *VM) startVCPUs() error {
+	ready := make(chan error, v.cfg.CPUs)
+	release := make(chan bool)
+	for i := 0; i < v.cfg.CPUs; i++ {
+		c := &vcpu{vm: v, id: i, log: v.log.WithField("vcpu", i)}
+		c.done.Add(1)
+		v.vcpus = append(v.vcpus, c)
+		go c.thread(ready, release)
+	}
+	var firstErr error
+	for range v.cfg.CPUs {
+		if err := <-ready; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	run := firstErr == nil
+	for range v.cfg.CPUs {
+		release <- run
+	}
+	return firstErr
+}
+
+func (v *VM) joinVCPUs() {
+	for _, c := range v.vcpus {
+		c.done.Wait()
+	}
+}
+
+// thread is the body of a vCPU's OS thread. The thread is never unlocked:
+// when the goroutine returns, the runtime discards the thread, and with it
+// any signal or KVM state tied to it.
+func (c *vcpu) thread(ready chan<- error, release <-chan bool) {
+	defer c.done.Done()
+	runtime.LockOSThread()
+	c.mu.Lock()
+	c.tid = unix.Gettid()
+	c.mu.Unlock()
+	defer c.release()
+	err := c.create()
+	ready <- err
+	if !<-release || err != nil {
+		return
+	}
+	if err := c.loop(); err != nil {
+		c.vm.requestStop(0, fmt.Errorf("vCPU %d: %w", c.id, err))
+	}
+}
+
+func (c *vcpu) create() error {
+	v := c.vm
+	k, err := v.vm.CreateVCPU(c.id, v.mmap)
+	if err != nil {
+		return fmt.Errorf("create vCPU %d: %w", c.id, err)
+	}
+	c.kvm = k
+	c.mu.Lock()
+	c.kickable = k
+	c.mu.Unlock()
+	if err := c.configure(); err != nil {
+		return fmt.Errorf("configure vCPU %d: %w", c.id, err)
+	}
+	return nil
+}
+
+// configure sets the state every vCPU starts with (CPUID, MSRs, FPU, LAPIC
+// lines) and, on the boot vCPU, the registers of the kernel's entry. The
+// other vCPUs wait in the in-kernel LAPIC for the guest's INIT/SIPI.
+func (c *vcpu) configure() error {
+	v := c.vm
+	if err := c.kvm.SetCPUID2(shapeCPUID(v.cpuid, c.id, v.cfg.CPUs)); err != nil {
+		return fmt.Errorf("set CPUID: %w", err)
+	}
+	msrs := bootMSRs()
+	n, err := c.kvm.SetMSRs(msrs)
+	if err != nil {
+		return fmt.Errorf("set MSRs: %w", err)
+	}
+	if n != len(msrs) {
+		return fmt.Errorf("set MSRs: KVM accepted %d of %d, refusing %#x", n, len(msrs), msrs[n].Index)
+	}
+	if err := c.kvm.SetFPU(kvm.FPU{FCW: 0x37f, MXCSR: 0x1f80}); err != nil {
+		return fmt.Errorf("set FPU: %w", err)
+	}
+	if err := c.setLAPICLines(); err != nil {
+		return err
+	}
+	if c.id != 0 {
+		return nil
+	}
+	sregs, err := c.kvm.GetSregs()
+	if err != nil {
+		return fmt.Errorf("get sregs: %w", err)
+	}
+	applySregs(&sregs, v.boot)
+	if err := c.kvm.SetSregs(sregs); err != nil {
+		return fmt.Errorf("set sregs: %w", err)
+	}
+	b := v.boot
+	regs := kvm.Regs{RIP: b.RIP, RSP: b.RSP, RBP: b.RBP, RSI: b.RSI, RBX: b.RBX, RFLAGS: b.RFLAGS}
+	if err := c.kvm.SetRegs(regs); err != nil {
+		return fmt.Errorf("set regs: %w", err)
+	}
+	return nil
+}
+
+// setLAPICLines wires LINT0 to ExtINT and LINT1 to NMI, as firmware does
+// and as the MP table and MADT describe.
+func (c *vcpu) setLAPICLines() error {
+	const (
+		lvtLINT0       = 0x350
+		lvtLINT1       = 0x360
+		deliveryMask   = 0x700
+		deliveryExtINT = 0x700
+		deliveryNMI    = 0x400
+	)
+	l, err := c.kvm.GetLAPIC()
+	if err != nil {
+		return fmt.Errorf("get LAPIC: %w", err)
+	}
+	l.SetReg(lvtLINT0, l.Reg(lvtLINT0)&^deliveryMask|deliveryExtINT)
+	l.SetReg(lvtLINT1, l.Reg(lvtLINT1)&^deliveryMask|deliveryNMI)
+	if err := c.kvm.SetLAPIC(l); err != nil {
+		return fmt.Errorf("set LAPIC: %w", err)
+	}
+	return nil
+}
+
+// bootMSRs are the MSR values firmware would leave behind.
+func bootMSRs() []kvm.MSREntry {
+	const (
+		miscEnableFastString = 1
+		mtrrDefTypeEnable    = 1 << 11
+		mtrrTypeWriteBack    = 6
+	)
+	return []kvm.MSREntry{
+		{Index: kvm.MSRIA32SysenterCS}, {Index: kvm.MSRIA32SysenterESP}, {Index: kvm.MSRIA32SysenterEIP},
+		{Index: kvm.MSRStar}, {Index: kvm.MSRCStar}, {Index: kvm.MSRKernelGSBase},
+		{Index: kvm.MSRSyscallMask}, {Index: kvm.MSRLStar},
+		{Index: kvm.MSRIA32TSC},
+		{Index: kvm.MSRIA32MiscEnable, Data: miscEnableFastString},
+		{Index: kvm.MSRMTRRDefType, Data: mtrrDefTypeEnable | mtrrTypeWriteBack},
+	}
+}
+
+func shapeCPUID(supported []kvm.CPUIDEntry2, id, count int) []kvm.CPUIDEntry2 {
+	in := make([]boot.CPUIDEntry, len(supported))
+	for i, e := range supported {
+		in[i] = boot.CPUIDEntry{Function: e.Function, Index: e.Index, Flags: e.Flags, EAX: e.EAX, EBX: e.EBX, ECX: e.ECX, EDX: e.EDX}
+	}
+	shaped := boot.ShapeCPUID(in, id, count)
+	out := make([]kvm.CPUIDEntry2, len(shaped))
+	for i, e := range shaped {
+		out[i] = kvm.CPUIDEntry2{Function: e.Function, Index: e.Index, Flags: e.Flags, EAX: e.EAX, EBX: e.EBX, ECX: e.ECX, EDX: e.EDX}
+	}
+	return out
+}
+
+func applySregs(s *kvm.Sregs, b boot.CPUState) {
+	seg := func(x boot.Segment) kvm.Segment {
+		return kvm.Segment{Base: x.Base, Limit: x.Limit, Selector: x.Selector, Type: x.Type, Present: x.Present,
+			DPL: x.DPL, DB: x.DB, S: x.S, L: x.L, G: x.G, AVL: x.AVL}
+	}
+	s.CS, s.DS, s.ES, s.FS, s.GS, s.SS = seg(b.CS), seg(b.DS), seg(b.ES), seg(b.FS), seg(b.GS), seg(b.SS)
+	s.TR, s.LDT = seg(b.TR), seg(b.LDT)
+	s.GDT = kvm.DTable{Base: b.GDT.Base, Limit: b.GDT.Limit}
+	s.IDT = kvm.DTable{Base: b.IDT.Base, Limit: b.IDT.Limit}
+	s.CR0, s.CR3, s.CR4, s.EFER = b.CR0, b.CR3, b.CR4, b.EFER
+}
+
+// kick makes the vCPU leave KVM_RUN soon: immediate_exit stops it from
+// re-entering, the signal interrupts it if it is in the guest now.
+func (c *vcpu) kick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kickable != nil {
+		c.kickable.SetImmediateExit(true)
+	}
+	if c.tid != 0 {
+		// ESRCH would mean the thread is gone already, which is fine.
+		_ = unix.Tgkill(unix.Getpid(), c.tid, kickSignal)
+	}
+}
+
+// release closes the vCPU on its own thread, after which kick does nothing.
+func (c *vcpu) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kvm != nil {
+		if err := c.kvm.Close(); err != nil {
+			c.log.WithError(err).Warn("close vCPU")
+		}
+	}
+	c.kickable, c.tid = nil, 0
+}
+
+// loop runs the vCPU until the VM stops or the guest does something that
+// ends it.
+func (c *vcpu) loop() error {
+	v := c.vm
+	for {
+		select {
+		case <-v.stopped:
+			return nil
+		default:
+		}
+		if c.id == 0 {
+			v.plat.firstRun.Do(func() {
+				v.log.WithField("since_start", v.since().String()).Info("first KVM_RUN")
+			})
+		}
+		exit, err := c.kvm.Run()
+		if err != nil {
+			return fmt.Errorf("KVM_RUN: %w", err)
+		}
+		switch e := exit.(type) {
+		case kvm.ExitIO:
+			v.plat.handleIO(e)
+		case kvm.ExitMMIO:
+			v.plat.handleMMIO(e)
+		case kvm.ExitInterrupted:
+			// A kick or a stray signal; the loop head decides.
+		case kvm.ExitHLT:
+			// The in-kernel LAPIC handles HLT; a HLT exit means the
+			// vCPU can never be woken.
+			c.log.Warn("vCPU halted with no way to wake it")
+			return nil
+		case kvm.ExitShutdown:
+			c.log.Warn("vCPU shut down (triple fault)")
+			v.requestStop(StopTripleFault, nil)
+			return nil
+		case kvm.ExitSystemEvent:
+			switch e.Type {
+			case kvm.SystemEventShutdown:
+				v.requestStop(StopPoweroff, nil)
+			case kvm.SystemEventReset:
+				v.requestStop(StopReset, nil)
+			default:
+				return fmt.Errorf("guest system event %d (crash)", e.Type)
+			}
+			return nil
+		case kvm.ExitFailEntry:
+			return fmt.Errorf("KVM entry failed: hardware reason %#x on CPU %d", e.HardwareEntryFailureReason, e.CPU)
+		case kvm.ExitInternalError:
+			return fmt.Errorf("KVM internal error: %v", e)
+		default:
+			return fmt.Errorf("unexpected exit %v", exit.Reason())
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/boot/acpi"
+	"github.com/ternvm/tern/boot/mptable"
+	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/vmm/memory"
+)
+
+// requiredCaps are the KVM capabilities tern cannot run without.
+var requiredCaps = []kvm.Cap{
+	kvm.CapIRQChip, kvm.CapUserMemory, kvm.CapSetTSSAddr, kvm.CapExtCPUID,
+	kvm.CapPIT2, kvm.CapIRQFD, kvm.CapIOEventFD, kvm.CapImmediateExit,
+	kvm.CapMPState, kvm.CapVCPUEvents, kvm.CapDebugRegs, kvm.CapAdjustClock,
+}
+
+// StopReason says why a VM stopped running.
+type StopReason int
+
+const (
+	StopPoweroff    StopReason = iota + 1 // the guest powered off
+	StopReset                             // the guest asked for a reset (reboot)
+	StopTripleFault                       // a vCPU shut down (triple fault), which resets a PC
+	StopRequested                         // the host asked (context cancelled, Stop)
+)
+
+func (r StopReason) String() string {
+	switch r {
+	case StopPoweroff:
+		return "guest powered off"
+	case StopReset:
+		return "guest requested reset"
+	case StopTripleFault:
+		return "guest triple-faulted"
+	case StopRequested:
+		return "stop requested by the host"
+	}
+	return fmt.Sprintf("StopReason(%d)", int(r))
+}
+
+// VM is a built microVM. New builds it; Run runs it until it stops; Close
+// releases what it holds.
+type VM struct {
+	cfg    Config
+	log    logrus.FieldLogger
+	sys    *kvm.System
+	vm     *kvm.VM
+	mem    *memory.Memory
+	kernel *boot.Kernel
+	boot   boot.CPUState
+	cpuid  []kvm.CPUIDEntry2
+	mmap   int
+
+	plat *platform
+
+	stopOnce   sync.Once
+	stopReason StopReason
+	stopErr    error
+	stopped    chan struct{}
+
+	vcpus []*vcpu
+}
+
+// New builds a VM from cfg: it opens KVM, maps guest memory, loads the
+// kernel, initrd and boot tables, and creates the devices. No guest code
+// runs until Run.
+func New(cfg Config) (_ *VM, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			v.Close()
+		}
+	}()
+	if err := checkHostMemory(cfg.MemoryBytes); err != nil {
+		return nil, err
+	}
+	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
+		return nil, err
+	}
+	if v.vm, err = v.sys.CreateVM(); err != nil {
+		return nil, fmt.Errorf("create VM: %w", err)
+	}
+	if n, err := v.sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && n > 0 && cfg.CPUs > n {
+		return nil, fmt.Errorf("%w: %d vCPUs requested, this host's KVM allows %d", ErrInvalidConfig, cfg.CPUs, n)
+	}
+	if v.mmap, err = v.sys.VCPUMmapSize(); err != nil {
+		return nil, fmt.Errorf("get vCPU mmap size: %w", err)
+	}
+	if err := v.vm.SetTSSAddr(boot.TSSAddr); err != nil {
+		return nil, fmt.Errorf("set TSS address: %w", err)
+	}
+	if err := v.vm.SetIdentityMapAddr(boot.IdentityMapAddr); err != nil {
+		return nil, fmt.Errorf("set identity map address: %w", err)
+	}
+	if err := v.vm.CreateIRQChip(); err != nil {
+		return nil, fmt.Errorf("create in-kernel irqchip: %w", err)
+	}
+	if err := v.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
+		return nil, fmt.Errorf("create in-kernel PIT: %w", err)
+	}
+	if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{HugePages: cfg.HugePages}); err != nil {
+		return nil, err
+	}
+	for i, r := range v.mem.Regions() {
+		err := v.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
+			Slot: uint32(i), GuestPhysAddr: r.GPA, MemorySize: r.Size, UserspaceAddr: r.HostAddr(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("register guest RAM at %#x with KVM: %w", r.GPA, err)
+		}
+	}
+	if err := v.loadGuest(); err != nil {
+		return nil, err
+	}
+	supported, err := v.sys.SupportedCPUID()
+	if err != nil {
+		return nil, fmt.Errorf("get supported CPUID: %w", err)
+	}
+	v.cpuid = supported
+	if v.plat, err = newPlatform(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func openKVM(path string) (*kvm.System, error) {
+	sys, err := kvm.Open(path)
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("%s does not exist: this host offers no KVM (is the kvm module loaded? `tern check` tells more): %w", path, err)
+		case errors.Is(err, os.ErrPermission):
+			return nil, fmt.Errorf("no permission to open %s (add the user to the kvm group or run as root): %w", path, err)
+		}
+		return nil, err
+	}
+	if v, err := sys.APIVersion(); err != nil {
+		sys.Close()
+		return nil, fmt.Errorf("KVM API version: %w", err)
+	} else if v != 12 {
+		sys.Close()
+		return nil, fmt.Errorf("KVM API version is %d; tern needs 12", v)
+	}
+	if err := sys.RequireCaps(requiredCaps...); err != nil {
+		sys.Close()
+		return nil, err
+	}
+	return sys, nil
+}
+
+// loadGuest writes the kernel, initrd, command line and boot tables into
+// guest memory and computes the boot vCPU's entry state.
+func (v *VM) loadGuest() error {
+	kf, err := os.Open(v.cfg.KernelPath)
+	if err != nil {
+		return fmt.Errorf("open kernel: %w", err)
+	}
+	defer kf.Close()
+	st, err := kf.Stat()
+	if err != nil {
+		return fmt.Errorf("stat kernel: %w", err)
+	}
+	lowEnd := v.mem.LowEnd()
+	k, err := boot.LoadKernel(v.mem, kf, st.Size(), lowEnd, v.cfg.PreferPVH)
+	if err != nil {
+		return fmt.Errorf("load kernel %s: %w", v.cfg.KernelPath, err)
+	}
+	v.kernel = k
+	params := boot.BootParams{Cmdline: v.cfg.Cmdline, E820: boot.E820Map(v.cfg.MemoryBytes), RSDPAddr: boot.ACPITablesAddr}
+	if v.cfg.InitrdPath != "" {
+		f, err := os.Open(v.cfg.InitrdPath)
+		if err != nil {
+			return fmt.Errorf("open initrd: %w", err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("stat initrd: %w", err)
+		}
+		addr, err := boot.LoadInitrd(v.mem, f, st.Size(), k, lowEnd)
+		if err != nil {
+			return fmt.Errorf("load initrd %s: %w", v.cfg.InitrdPath, err)
+		}
+		params.InitrdAddr, params.InitrdSize = addr, uint64(st.Size())
+	}
+	if err := boot.WriteCmdline(v.mem, v.cfg.Cmdline, boot.CmdlineMaxSize); err != nil {
+		return err
+	}
+	mp, err := mptable.Build(v.cfg.CPUs, boot.MPTableAddr)
+	if err != nil {
+		return fmt.Errorf("build MP table: %w", err)
+	}
+	if _, err := v.mem.WriteAt(mp, boot.MPTableAddr); err != nil {
+		return fmt.Errorf("write MP table: %w", err)
+	}
+	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true}, boot.ACPITablesAddr)
+	if err != nil {
+		return fmt.Errorf("build ACPI tables: %w", err)
+	}
+	if _, err := v.mem.WriteAt(tables, boot.ACPITablesAddr); err != nil {
+		return fmt.Errorf("write ACPI tables: %w", err)
+	}
+	switch k.Protocol {
+	case boot.ProtocolPVH:
+		info, err := boot.WritePVHStartInfo(v.mem, params)
+		if err != nil {
+			return fmt.Errorf("write PVH start info: %w", err)
+		}
+		v.boot, err = boot.SetupPVH(v.mem, k.Entry, info)
+		if err != nil {
+			return fmt.Errorf("set up PVH entry: %w", err)
+		}
+	default:
+		if err := boot.WriteZeroPage(v.mem, k, params); err != nil {
+			return fmt.Errorf("write zero page: %w", err)
+		}
+		v.boot, err = boot.SetupLongMode(v.mem, k.Entry)
+		if err != nil {
+			return fmt.Errorf("set up long mode: %w", err)
+		}
+	}
+	v.log.WithFields(logrus.Fields{"format": k.Format, "entry": fmt.Sprintf("%#x", k.Entry), "pvh": k.Protocol == boot.ProtocolPVH}).Debug("kernel loaded")
+	return nil
+}
+
+// Run starts the vCPUs and blocks until the guest stops (poweroff, reset,
+// triple fault), ctx is cancelled, or a vCPU fails. A guest-initiated stop
+// returns its reason and a nil error.
+func (v *VM) Run(ctx context.Context) (StopReason, error) {
+	if err := v.startVCPUs(); err != nil {
+		v.requestStop(0, err)
+		v.joinVCPUs()
+		return 0, err
+	}
+	v.plat.start()
+	select {
+	case <-ctx.Done():
+		v.requestStop(StopRequested, nil)
+	case <-v.stopped:
+	}
+	v.joinVCPUs()
+	return v.stopReason, v.stopErr
+}
+
+// Stop asks a running VM to stop; Run returns StopRequested.
+func (v *VM) Stop() { v.requestStop(StopRequested, nil) }
+
+// requestStop records the first reason to stop and kicks every vCPU out of
+// the guest. Later calls are ignored.
+func (v *VM) requestStop(reason StopReason, err error) {
+	v.stopOnce.Do(func() {
+		v.stopReason, v.stopErr = reason, err
+		close(v.stopped)
+		for _, c := range v.vcpus {
+			c.kick()
+		}
+	})
+}
+
+// Close releases guest memory, devices and KVM handles.
+func (v *VM) Close() error {
+	var errs []error
+	if v.plat != nil {
+		errs = append(errs, v.plat.close())
+	}
+	if v.vm != nil {
+		errs = append(errs, v.vm.Close())
+	}
+	if v.mem != nil {
+		errs = append(errs, v.mem.Close())
+	}
+	if v.sys != nil {
+		errs = append(errs, v.sys.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (v *VM) since() time.Duration { return time.Since(v.cfg.Started) }
+
+// RequiredCaps lists the KVM capabilities New insists on.
+func RequiredCaps() []kvm.Cap { return append([]kvm.Cap(nil), requiredCaps...) }
