@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -80,7 +81,7 @@ func (c *vcpu) thread(ready chan<- error, release <-chan bool) {
 		return
 	}
 	if err := c.loop(); err != nil {
-		c.vm.requestStop(0, fmt.Errorf("vCPU %d: %w", c.id, err))
+		c.vm.requestStop(0, err)
 	}
 }
 
@@ -247,8 +248,13 @@ func (c *vcpu) loop() error {
 			})
 		}
 		exit, err := c.kvm.Run()
+		if errors.Is(err, unix.EAGAIN) {
+			// An AP waiting for INIT/SIPI was woken; KVM wants the
+			// call repeated.
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("KVM_RUN: %w", err)
+			return err // already names the vCPU and KVM_RUN
 		}
 		switch e := exit.(type) {
 		case kvm.ExitIO:
@@ -273,15 +279,15 @@ func (c *vcpu) loop() error {
 			case kvm.SystemEventReset:
 				v.requestStop(StopReset, nil)
 			default:
-				return fmt.Errorf("guest system event %d (crash)", e.Type)
+				return fmt.Errorf("vCPU %d: guest system event %d (crash)", c.id, e.Type)
 			}
 			return nil
 		case kvm.ExitFailEntry:
-			return fmt.Errorf("KVM entry failed: hardware reason %#x on CPU %d", e.HardwareEntryFailureReason, e.CPU)
+			return fmt.Errorf("vCPU %d: KVM entry failed: hardware reason %#x on host CPU %d", c.id, e.HardwareEntryFailureReason, e.CPU)
 		case kvm.ExitInternalError:
-			return fmt.Errorf("KVM internal error: %v", e)
+			return fmt.Errorf("vCPU %d: %v", c.id, e)
 		default:
-			return fmt.Errorf("unexpected exit %v", exit.Reason())
+			return fmt.Errorf("vCPU %d: unexpected exit %v", c.id, exit.Reason())
 		}
 	}
 }

@@ -100,4 +100,3 @@ func versionCommand() *cli.Command {
 		},
 	}
 }
-
