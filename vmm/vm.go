@@ -206,7 +206,7 @@ func (v *VM) loadGuest() error {
 	if _, err := v.mem.WriteAt(mp, boot.MPTableAddr); err != nil {
 		return fmt.Errorf("write MP table: %w", err)
 	}
-	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true}, boot.ACPITablesAddr)
+	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true, WithRTC: true}, boot.ACPITablesAddr)
 	if err != nil {
 		return fmt.Errorf("build ACPI tables: %w", err)
 	}

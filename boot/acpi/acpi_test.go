@@ -336,6 +336,14 @@ var (
 		[]byte{0x79, 0x0f},
 	)
 
+	rtcAML = cat(
+		[]byte{0x5b, 0x82, 0x22}, []byte("RTC_"), // Device, PkgLength 34
+		[]byte{0x08}, []byte("_HID"), []byte{0x0c, 0x41, 0xd0, 0x0b, 0x00}, // EisaId("PNP0B00")
+		[]byte{0x08}, []byte("_CRS"), []byte{0x11, 0x0d, 0x0a, 0x0a},
+		[]byte{0x47, 0x01, 0x70, 0x00, 0x70, 0x00, 0x00, 0x02}, // IO(Decode16, 0x70, 0x70, 0, 2)
+		[]byte{0x79, 0x5d},
+	)
+
 	vr00AML = cat(
 		[]byte{0x5b, 0x82, 0x41, 0x04}, []byte("VR00"), // Device, PkgLength 65
 		[]byte{0x08}, []byte("_HID"), []byte{0x0d}, []byte("LNRO0005"), []byte{0x00},
@@ -368,6 +376,16 @@ func TestDSDTSerialOnly(t *testing.T) {
 	want := cat(s5AML,
 		[]byte{0x10, 0x33, '\\', '_', 'S', 'B', '_'}, // Scope, PkgLength 51
 		com1AML)
+	if got := dsdt[36:]; !bytes.Equal(got, want) {
+		t.Errorf("DSDT body\n got % x\nwant % x", got, want)
+	}
+}
+
+func TestDSDTSerialAndRTC(t *testing.T) {
+	_, dsdt := fadtAndDSDT(t, build(t, Config{CPUs: 1, WithSerial: true, WithRTC: true}))
+	want := cat(s5AML,
+		[]byte{0x10, 0x48, 0x05, '\\', '_', 'S', 'B', '_'}, // Scope, PkgLength 88 (two bytes)
+		com1AML, rtcAML)
 	if got := dsdt[36:]; !bytes.Equal(got, want) {
 		t.Errorf("DSDT body\n got % x\nwant % x", got, want)
 	}

@@ -21,6 +21,9 @@ type Config struct {
 	VirtioDevices []VirtioDevice
 	// WithSerial adds a COM1 device at boot.PortCOM1, IRQ boot.IRQCOM1.
 	WithSerial bool
+	// WithRTC adds the CMOS RTC at boot.PortRTC (PNP0B00), without an
+	// interrupt.
+	WithRTC bool
 }
 
 // IOAPICPins is the number of pins of KVM's in-kernel I/O APIC

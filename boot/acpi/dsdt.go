@@ -22,6 +22,9 @@ func buildDSDT(cfg Config) ([]byte, error) {
 	if cfg.WithSerial {
 		devices = append(devices, com1Device())
 	}
+	if cfg.WithRTC {
+		devices = append(devices, rtcDevice())
+	}
 	for i, d := range cfg.VirtioDevices {
 		devices = append(devices, virtioDevice(i, d))
 	}
@@ -64,6 +67,23 @@ func com1Device() aml.Object {
 			aml.Name{Path: "_CRS", Value: aml.ResourceTemplate{
 				aml.IO{Decode16: true, Min: boot.PortCOM1, Max: boot.PortCOM1, Alignment: 0, Length: 8},
 				aml.IRQNoFlags{boot.IRQCOM1},
+			}},
+		},
+	}
+}
+
+// rtcDevice describes the CMOS RTC. It has no interrupt resource because
+// the VMM's RTC raises none (no alarm or update interrupts): without one,
+// Linux's rtc_cmos binds and works without alarms, whereas its legacy
+// platform device asks for IRQ 8, which a hardware-reduced platform without
+// a PIC does not map, and fails to probe.
+func rtcDevice() aml.Object {
+	return aml.Device{
+		Path: "RTC_",
+		Body: []aml.Object{
+			aml.Name{Path: "_HID", Value: aml.EISAID("PNP0B00")},
+			aml.Name{Path: "_CRS", Value: aml.ResourceTemplate{
+				aml.IO{Decode16: true, Min: boot.PortRTC, Max: boot.PortRTC, Alignment: 0, Length: 2},
 			}},
 		},
 	}

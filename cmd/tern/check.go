@@ -17,9 +17,10 @@ func checkCommand() *cli.Command {
 		Usage: "report what this host's KVM offers and whether tern can run a stock guest here",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device to inspect"},
+			&cli.BoolFlag{Name: "cpuid", Usage: "also list every entry of KVM_GET_SUPPORTED_CPUID"},
 		},
 		Action: func(c *cli.Context) error {
-			ok := check(c.App.Writer, c.String("kvm"))
+			ok := check(c.App.Writer, c.String("kvm"), c.Bool("cpuid"))
 			if !ok {
 				return &exitError{code: 1, err: errors.New("tern cannot run a stock Linux guest on this host")}
 			}
@@ -29,7 +30,7 @@ func checkCommand() *cli.Command {
 }
 
 // check prints a report and says whether a stock guest can run.
-func check(w io.Writer, path string) bool {
+func check(w io.Writer, path string, listCPUID bool) bool {
 	b := kvm.DetectBackend(path)
 	fmt.Fprintf(w, "kvm device:   %s\n", path)
 	fmt.Fprintf(w, "backend:      %s\n", b)
@@ -70,6 +71,12 @@ func check(w io.Writer, path string) bool {
 	}
 	if ids, err := sys.SupportedCPUID(); err == nil {
 		fmt.Fprintf(w, "CPUID leaves: %d supported\n", len(ids))
+		if listCPUID {
+			for _, e := range ids {
+				fmt.Fprintf(w, "  %#010x.%-2d flags %d: eax %08x ebx %08x ecx %08x edx %08x\n",
+					e.Function, e.Index, e.Flags, e.EAX, e.EBX, e.ECX, e.EDX)
+			}
+		}
 	}
 	if msrs, err := sys.MSRIndexList(); err == nil {
 		fmt.Fprintf(w, "MSRs:         %d in KVM_GET_MSR_INDEX_LIST\n", len(msrs))
