@@ -29,7 +29,10 @@ const (
 	// 0xe0000-0xfffff for kernels that scan for it; the other ACPI tables
 	// follow it.
 	ACPITablesAddr = 0xe0000
-	ACPITablesEnd  = 0x100000
+	ACPITablesEnd  = ResetVectorAddr
+	// ResetVectorAddr is where a PC's firmware entry (F000:FFF0) lands in
+	// real mode; Linux jumps there for a "BIOS" reboot. See resetvector.go.
+	ResetVectorAddr = 0xffff0
 	// HighMemStart is the first byte of RAM above the legacy hole; a
 	// bzImage's protected-mode kernel is loaded here.
 	HighMemStart = 0x100000

@@ -213,6 +213,9 @@ func (v *VM) loadGuest() error {
 	if _, err := v.mem.WriteAt(tables, boot.ACPITablesAddr); err != nil {
 		return fmt.Errorf("write ACPI tables: %w", err)
 	}
+	if err := boot.WriteResetVector(v.mem); err != nil {
+		return err
+	}
 	switch k.Protocol {
 	case boot.ProtocolPVH:
 		info, err := boot.WritePVHStartInfo(v.mem, params)
