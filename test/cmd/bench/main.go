@@ -1,0 +1,72 @@
+// Command bench measures tern's own memory and start-up for an idle guest:
+// 1 vCPU, 128 MiB, the stock kernel and test initramfs. It reports tern's
+// RSS, the RSS of the guest-RAM mapping, their difference (tern's own
+// memory), and the "first KVM_RUN" and "boot-time" figures tern logs.
+// It says where it ran; in the nested test host the times are emulator
+// times, good for comparing runs there and nothing else.
+//
+//	go run ./test/cmd/bench
+package main
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ternvm/tern/test/harness"
+	"github.com/ternvm/tern/test/nested"
+	"github.com/ternvm/tern/test/scenarios"
+)
+
+//go:embed bench.sh
+var benchScript []byte
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	bin, err := os.MkdirTemp("", "tern-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(bin)
+
+	env, err := harness.Prepare(ctx, bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	where := env.Backend.Describe()
+	fmt.Println("bench: runs in the " + where)
+	files, err := scenarios.Files(map[string][]byte{"bench.sh": benchScript})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	res, err := env.Backend.Run(ctx, nested.Job{Files: files, Entry: "bench.sh", Tern: env.Tern})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	out := strings.ReplaceAll(res.Output, "\r", "")
+	lines := regexp.MustCompile(`(?m)^BENCH .*$`).FindAllString(out, -1)
+	if res.RC != 0 || len(lines) == 0 {
+		fmt.Fprintf(os.Stderr, "bench: the bench script failed (status %d); its output:\n%s\n", res.RC, out)
+		return 1
+	}
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	if strings.HasPrefix(where, "nested") {
+		fmt.Println("bench: these times are from the nested test host, an emulator: compare them only with each other; the memory figures hold anywhere")
+	}
+	return 0
+}

@@ -1,0 +1,150 @@
+// Package e2e_test boots stock Linux guests under the tern binary, where a
+// KVM guest can really run (see package nested), and checks what the guests
+// and tern report.
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternvm/tern/test/harness"
+	"github.com/ternvm/tern/test/nested"
+	"github.com/ternvm/tern/test/scenarios"
+)
+
+// scenarioTimeout bounds one scenario: one nested host boot and a few tern
+// runs, each a guest boot under an emulator.
+const scenarioTimeout = 10 * time.Minute
+
+var (
+	prepareOnce sync.Once
+	env         *harness.Env
+	prepareErr  error
+	binDir      string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tern-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// prepared returns the shared harness, failing the test with what to
+// install or fix when it cannot be set up.
+func prepared(t *testing.T) *harness.Env {
+	t.Helper()
+	prepareOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		env, prepareErr = harness.Prepare(ctx, binDir)
+	})
+	if prepareErr != nil {
+		t.Fatalf("cannot set up the end-to-end harness (`make deps` installs qemu-system-x86, busybox-static, cpio, e2fsprogs; apt must reach Debian's archive for the kernel): %v", prepareErr)
+	}
+	line := "e2e backend: " + env.Backend.Describe()
+	t.Log(line)
+	fmt.Println(line)
+	return env
+}
+
+// expectedRun is what one "tern run" in a scenario must report.
+type expectedRun struct {
+	name string
+	cpus string
+}
+
+func TestBoot(t *testing.T) {
+	runScenario(t, "boot.sh", []expectedRun{{"bzimage-1cpu", "1"}, {"elf-2cpu", "2"}})
+}
+
+func TestLifecycle(t *testing.T) {
+	runScenario(t, "lifecycle.sh", []expectedRun{{"poweroff", "1"}, {"reboot", "1"}})
+}
+
+// TestEveryScenarioIsCovered keeps the table above in step with the scripts.
+func TestEveryScenarioIsCovered(t *testing.T) {
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true}
+	for _, n := range scenarios.Names() {
+		if !covered[n] {
+			t.Errorf("scenario %s has no test in e2e_test.go", n)
+		}
+	}
+}
+
+func runScenario(t *testing.T, entry string, runs []expectedRun) {
+	e := prepared(t)
+	files, err := scenarios.Files(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := e.Backend.Run(ctx, nested.Job{Files: files, Entry: entry, Tern: e.Tern})
+	if err != nil {
+		t.Fatalf("scenario %s: %v", entry, err)
+	}
+	out := strings.ReplaceAll(res.Output, "\r", "")
+	t.Logf("scenario %s finished in %v with status %d; output:\n%s", entry, time.Since(start).Round(time.Millisecond), res.RC, out)
+
+	if res.RC != 0 {
+		t.Errorf("scenario %s exited %d, want 0", entry, res.RC)
+	}
+	checks := regexp.MustCompile(`(?m)^SCENARIO-CHECK (ok|FAIL) (.*)$`).FindAllStringSubmatch(out, -1)
+	if len(checks) == 0 {
+		t.Errorf("scenario %s printed no SCENARIO-CHECK line", entry)
+	}
+	for _, c := range checks {
+		if c[1] != "ok" {
+			t.Errorf("check failed: %s", c[2])
+		}
+	}
+	if !strings.Contains(out, "\nSCENARIO-RESULT ok\n") {
+		t.Errorf("scenario %s did not report SCENARIO-RESULT ok", entry)
+	}
+	for _, r := range runs {
+		checkRun(t, out, r, e.Fixture.KernelVersion)
+	}
+}
+
+// checkRun asserts, from the scenario's output, what one tern run reported.
+func checkRun(t *testing.T, out string, r expectedRun, kernelVersion string) {
+	t.Helper()
+	end := regexp.MustCompile(`(?m)^SCENARIO-RUN-END ` + regexp.QuoteMeta(r.name) + ` rc=(\d+)$`).FindStringSubmatch(out)
+	if end == nil {
+		t.Errorf("run %s: no SCENARIO-RUN-END line", r.name)
+		return
+	}
+	if end[1] != "0" {
+		t.Errorf("run %s: tern exited %s, want 0", r.name, end[1])
+	}
+	value := func(key string) string {
+		re := regexp.MustCompile(`(?m)^\[` + regexp.QuoteMeta(r.name) + ` guest\] .*TERN-GUEST ` + key + `=(\S*)`)
+		m := re.FindStringSubmatch(out)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	if got := value("uname"); got != kernelVersion {
+		t.Errorf("run %s: guest uname -r = %q, want the fixture kernel %q", r.name, got, kernelVersion)
+	}
+	if got := value("cpus"); got != r.cpus {
+		t.Errorf("run %s: guest counts %q CPUs, want %s", r.name, got, r.cpus)
+	}
+	if got := value("date"); !regexp.MustCompile(`^\d{9,}$`).MatchString(got) {
+		t.Errorf("run %s: guest date +%%s = %q, want seconds since the epoch", r.name, got)
+	}
+}

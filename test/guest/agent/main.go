@@ -1,0 +1,50 @@
+// Command agent is the guest side of tern's end-to-end tests: a static
+// binary in the test guest's initramfs that does what busybox cannot, one
+// subcommand per job. Add a subcommand by adding it to the commands table.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+)
+
+// command is one subcommand: its one-line help and what it does with the
+// arguments after its name.
+type command struct {
+	help string
+	run  func(args []string) error
+}
+
+var commands = map[string]command{
+	"boot-done": {help: "tell the monitor's boot timer that userspace is up", run: bootDone},
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "agent: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err := cmd.run(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "agent %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(os.Stderr, "usage: agent COMMAND [ARGS]")
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, commands[n].help)
+	}
+}

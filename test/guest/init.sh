@@ -1,0 +1,45 @@
+#!/bin/sh
+# /init of the tern test guest. It reports what a test checks as lines
+# "TERN-GUEST key=value" on the console, then does what tern.action= on the
+# kernel command line says.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /tmp
+
+# Signal "booted" to the monitor's boot timer as early as userspace can.
+/agent boot-done || echo "TERN-GUEST error=agent-boot-done-failed"
+
+echo "TERN-GUEST uname=$(uname -r)"
+echo "TERN-GUEST cpus=$(grep -c '^processor' /proc/cpuinfo)"
+echo "TERN-GUEST date=$(date +%s)"
+
+action=poweroff
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	tern.action=*) action=${arg#tern.action=} ;;
+	esac
+done
+echo "TERN-GUEST action=$action"
+
+case "$action" in
+reboot)
+	reboot -f
+	;;
+shell)
+	# cttyhack gives the shell the console as its controlling terminal.
+	setsid cttyhack sh
+	poweroff -f
+	;;
+sleep)
+	# Stays idle until the monitor is stopped from outside.
+	while :; do sleep 3600; done
+	;;
+*)
+	poweroff -f
+	;;
+esac
+# Only reached if the power-off or reset request failed.
+echo "TERN-GUEST error=$action-returned"
+sleep 5

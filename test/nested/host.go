@@ -1,0 +1,158 @@
+package nested
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/ternvm/tern/test/fixture"
+)
+
+// hostInit is the nested test host's /init.
+//
+//go:embed hostinit.sh
+var hostInit []byte
+
+// Where things sit inside the test host.
+const (
+	hostScenarioDir = "/scenario"
+	hostTern        = "/bin/tern"
+	hostBzImage     = "/guest/bzImage"
+	hostVmlinux     = "/guest/vmlinux"
+	hostInitrd      = "/guest/initramfs.cpio"
+	hostOut         = "/tmp/out"
+)
+
+// kvmModules are loaded in this order: kvm.ko needs irqbypass.ko.
+var kvmModules = []string{"virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"}
+
+// rcMarker is how the host /init reports the scenario's exit status.
+var rcMarker = regexp.MustCompile(`@@TERN-SCENARIO-RC=(\d+)@@`)
+
+// Host runs scenarios inside the nested test host.
+type Host struct {
+	fx     *fixture.Fixture
+	qemu   string
+	reason string
+	// MemoryMiB and CPUs size the test host; guests live inside it.
+	MemoryMiB int
+	CPUs      int
+	// Customize, when set, adds to the test host's initramfs, e.g. a tool
+	// that a scenario needs and busybox lacks.
+	Customize func(*fixture.Tree)
+}
+
+// NewHost returns the nested backend; reason says why it was chosen.
+func NewHost(fx *fixture.Fixture, reason string) (*Host, error) {
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return nil, fmt.Errorf("the nested test host needs qemu-system-x86_64: install qemu-system-x86 (`make deps`): %w", err)
+	}
+	return &Host{fx: fx, qemu: qemu, reason: reason, MemoryMiB: 2048, CPUs: 2}, nil
+}
+
+// Describe implements Backend.
+func (h *Host) Describe() string {
+	return "nested test host (QEMU TCG + kvm-amd): " + h.reason
+}
+
+// Tree is the test host's initramfs for a job.
+func (h *Host) Tree(job Job) *fixture.Tree {
+	t := fixture.NewTree()
+	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/root", "/etc", "/modules"} {
+		t.Dir(d)
+	}
+	t.CharDev("/dev/console", 0o600, 5, 1)
+	t.Busybox(h.fx.Busybox, h.fx.BusyboxApplets)
+	t.File("/init", 0o755, hostInit)
+	for _, m := range kvmModules {
+		t.HostFile("/modules/"+filepath.Base(m), 0o644, h.fx.Module(m))
+	}
+	t.HostFile(hostTern, 0o755, job.Tern)
+	t.HostFile(hostBzImage, 0o644, h.fx.BzImage)
+	t.HostFile(hostVmlinux, 0o644, h.fx.Vmlinux)
+	t.HostFile(hostInitrd, 0o644, h.fx.Initramfs)
+	for name, data := range job.Files {
+		t.File(hostScenarioDir+"/"+name, 0o755, data)
+	}
+	env := scriptEnv(hostTern, hostBzImage, hostVmlinux, hostInitrd, hostOut, hostScenarioDir, job.Env)
+	env["SCENARIO_ENTRY"] = job.Entry
+	t.File("/etc/scenario.env", 0o644, []byte(shellExports(env)))
+	if h.Customize != nil {
+		h.Customize(t)
+	}
+	return t
+}
+
+// Run implements Backend: it boots the test host with the job, which runs
+// the script and powers off. Result.Output is the host's whole console.
+func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
+	if err := checkJob(job); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "tern-testhost-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	cpio := filepath.Join(work, "host.cpio")
+	if err := h.Tree(job).WriteCPIOFile(cpio); err != nil {
+		return nil, fmt.Errorf("test host initramfs: %w", err)
+	}
+
+	cmd := exec.CommandContext(ctx, h.qemu, h.qemuArgs(cpio)...)
+	var buf bytes.Buffer
+	w := outputSink(&buf, job.Live)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdin = nil // /dev/null: nothing types on the host's console
+	err = cmd.Run()
+	out := dropTCGFeatureWarnings(buf.String())
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("nested test host did not finish scenario %s: %w; console ends:\n%s", job.Entry, ctx.Err(), tail(out, 40))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("qemu-system-x86_64 (nested test host) failed: %w; console ends:\n%s", err, tail(out, 40))
+	}
+	rc, err := scenarioRC(out)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w; console ends:\n%s", job.Entry, err, tail(out, 40))
+	}
+	return &Result{Output: out, RC: rc}, nil
+}
+
+func (h *Host) qemuArgs(initrd string) []string {
+	return []string{
+		"-accel", "tcg", "-M", "q35", "-cpu", "EPYC,+svm",
+		"-m", strconv.Itoa(h.MemoryMiB), "-smp", strconv.Itoa(h.CPUs),
+		"-nographic", "-no-reboot", "-net", "none",
+		"-kernel", h.fx.BzImage, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 quiet",
+	}
+}
+
+// tcgFeatureWarning is QEMU saying, once per vCPU, which features of the
+// EPYC model TCG leaves out; it says nothing about the run.
+var tcgFeatureWarning = regexp.MustCompile(`(?m)^qemu-system-x86_64: warning: TCG doesn't support requested feature: .*\n`)
+
+func dropTCGFeatureWarnings(console string) string {
+	return tcgFeatureWarning.ReplaceAllString(console, "")
+}
+
+// scenarioRC finds the exit status the host /init reported.
+func scenarioRC(console string) (int, error) {
+	m := rcMarker.FindAllStringSubmatch(console, -1)
+	if len(m) == 0 {
+		return 0, fmt.Errorf("the test host powered off without reporting the scenario's exit status (no %q line)", "@@TERN-SCENARIO-RC=N@@")
+	}
+	rc, err := strconv.Atoi(m[len(m)-1][1])
+	if err != nil {
+		return 0, fmt.Errorf("scenario exit status %q: %w", m[len(m)-1][1], err)
+	}
+	return rc, nil
+}

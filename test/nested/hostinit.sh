@@ -1,0 +1,30 @@
+#!/bin/sh
+# /init of the nested test host: a Linux under QEMU TCG whose emulated CPU
+# has SVM, so kvm-amd gives it a real /dev/kvm. It runs one scenario script
+# and reports its exit status as @@TERN-SCENARIO-RC=<rc>@@, then powers off.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+
+for m in irqbypass kvm kvm-amd; do
+	insmod "/modules/$m.ko" || echo "TEST-HOST insmod $m.ko failed"
+done
+if [ -c /dev/kvm ]; then
+	echo "TEST-HOST /dev/kvm ready ($(grep -c '^processor' /proc/cpuinfo) cpus, kernel $(uname -r))"
+fi
+
+. /etc/scenario.env
+mkdir -p "$OUT"
+cd "$OUT" || exit 1
+if [ -c /dev/kvm ]; then
+	echo "TEST-HOST running scenario $SCENARIO_ENTRY"
+	sh "$SCENARIO_DIR/$SCENARIO_ENTRY" </dev/null
+	rc=$?
+else
+	echo "TEST-HOST /dev/kvm missing after insmod: scenario not run"
+	rc=125
+fi
+echo "@@TERN-SCENARIO-RC=$rc@@"
+poweroff -f

@@ -1,0 +1,72 @@
+# Helpers shared by the scenarios; sourced, not run.
+#
+# boot_guest NAME ARGS... runs "$TERN run ARGS..." with a time limit and
+# keeps its guest console in $OUT/NAME.out, its log in $OUT/NAME.err and
+# its exit status in $OUT/NAME.rc. It prints both, each line prefixed with
+# "[NAME guest] " or "[NAME tern] ", between SCENARIO-RUN lines.
+
+fails=0
+# The guest command line every run starts from; GUEST_QUIET= (empty) shows
+# the guest kernel's boot messages.
+GUEST_CMDLINE="console=ttyS0 ${GUEST_QUIET-quiet}"
+# Seconds a single tern run may take (the nested host is an emulator).
+TERN_RUN_TIMEOUT=${TERN_RUN_TIMEOUT:-120}
+
+boot_guest() {
+	name=$1
+	shift
+	echo "SCENARIO-RUN $name: tern run $*"
+	timeout "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err"
+	echo $? >"$OUT/$name.rc"
+	tr -d '\r' <"$OUT/$name.out" | sed "s/^/[$name guest] /"
+	sed "s/^/[$name tern] /" "$OUT/$name.err"
+	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
+}
+
+# check WHAT COMMAND... records one check: ok when COMMAND succeeds.
+check() {
+	what=$1
+	shift
+	if "$@"; then
+		echo "SCENARIO-CHECK ok $what"
+	else
+		echo "SCENARIO-CHECK FAIL $what"
+		fails=$((fails + 1))
+	fi
+}
+
+# run_rc NAME: the exit status tern had in run NAME.
+run_rc() { cat "$OUT/$1.rc"; }
+
+# guest_value NAME KEY: the value of the guest's last "TERN-GUEST KEY=" line.
+guest_value() {
+	tr -d '\r' <"$OUT/$1.out" | sed -n "s/^.*TERN-GUEST $2=\([^ ]*\).*\$/\1/p" | tail -n 1
+}
+
+# tern_logged NAME TEXT: whether tern's log in run NAME has TEXT.
+tern_logged() { grep -q "$2" "$OUT/$1.err"; }
+
+# is_int VALUE: whether VALUE is a (non-negative) decimal integer.
+is_int() {
+	case "$1" in
+	'' | *[!0-9]*) return 1 ;;
+	esac
+	return 0
+}
+
+# within SECONDS A B: whether integers A and B differ by at most SECONDS.
+within() {
+	is_int "$2" && is_int "$3" || return 1
+	d=$(($2 - $3))
+	[ "$d" -le "$1" ] && [ "$d" -ge "-$1" ]
+}
+
+# finish exits with the number of failed checks (0 when all passed).
+finish() {
+	if [ "$fails" -eq 0 ]; then
+		echo "SCENARIO-RESULT ok"
+		exit 0
+	fi
+	echo "SCENARIO-RESULT FAIL ($fails checks failed)"
+	exit 1
+}
