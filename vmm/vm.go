@@ -235,7 +235,7 @@ func (v *VM) loadGuest() error {
 			return fmt.Errorf("set up long mode: %w", err)
 		}
 	}
-	v.log.WithFields(logrus.Fields{"format": k.Format, "entry": fmt.Sprintf("%#x", k.Entry), "pvh": k.Protocol == boot.ProtocolPVH}).Debug("kernel loaded")
+	v.log.WithFields(logrus.Fields{"format": k.Format, "entry": fmt.Sprintf("%#x", k.Entry), "protocol": k.Protocol.String()}).Info("kernel loaded")
 	return nil
 }
 

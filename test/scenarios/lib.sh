@@ -23,6 +23,29 @@ boot_guest() {
 	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
 }
 
+# signal_guest NAME SIGNAL ARGS... starts "$TERN run ARGS..." in the
+# background, waits until tern logs the guest's boot-time, sends SIGNAL to
+# tern, and keeps what boot_guest keeps. Its rc is tern's exit status.
+signal_guest() {
+	name=$1
+	sig=$2
+	shift 2
+	echo "SCENARIO-RUN $name: tern run $* (then SIG$sig once booted)"
+	"$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err" &
+	pid=$!
+	waited=0
+	while [ "$waited" -lt "$TERN_RUN_TIMEOUT" ] && ! grep -q boot-time "$OUT/$name.err"; do
+		sleep 1
+		waited=$((waited + 1))
+	done
+	kill "-$sig" "$pid"
+	wait "$pid"
+	echo $? >"$OUT/$name.rc"
+	tr -d '\r' <"$OUT/$name.out" | sed "s/^/[$name guest] /"
+	sed "s/^/[$name tern] /" "$OUT/$name.err"
+	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
+}
+
 # check WHAT COMMAND... records one check: ok when COMMAND succeeds.
 check() {
 	what=$1
