@@ -1,0 +1,87 @@
+package block
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// Config describes one disk.
+type Config struct {
+	// Path names the raw image: a regular file or a block device.
+	Path string
+	// ReadOnly opens the image read-only and offers VIRTIO_BLK_F_RO; the
+	// guest's writes, discards and write-zeroes then fail.
+	ReadOnly bool
+	// ID is the serial the guest reads with GET_ID: at most IDLen bytes
+	// of printable ASCII.
+	ID string
+}
+
+// ErrBadConfig is wrapped by every error New returns for a Config or an
+// image that cannot make a disk.
+var ErrBadConfig = errors.New("invalid virtio-blk configuration")
+
+func (c Config) validate() error {
+	if c.Path == "" {
+		return fmt.Errorf("%w: no image path", ErrBadConfig)
+	}
+	if len(c.ID) > IDLen {
+		return fmt.Errorf("%w: serial %q is %d bytes, more than %d", ErrBadConfig, c.ID, len(c.ID), IDLen)
+	}
+	for i := 0; i < len(c.ID); i++ {
+		if b := c.ID[i]; b < 0x20 || b > 0x7e {
+			return fmt.Errorf("%w: serial %q has byte %#x at %d, not printable ASCII", ErrBadConfig, c.ID, b, i)
+		}
+	}
+	return nil
+}
+
+// openImage opens the image named by cfg and returns it with its capacity
+// in sectors.
+func openImage(cfg Config) (*os.File, uint64, error) {
+	flags := os.O_RDWR
+	if cfg.ReadOnly {
+		flags = os.O_RDONLY
+	}
+	f, err := os.OpenFile(cfg.Path, flags, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: open disk image %q: %w", ErrBadConfig, cfg.Path, err)
+	}
+	capacity, err := imageCapacity(f, cfg.Path)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, capacity, nil
+}
+
+func imageCapacity(f *os.File, path string) (uint64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("%w: stat disk image %q: %w", ErrBadConfig, path, err)
+	}
+	mode := fi.Mode()
+	isBlock := mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0
+	if !mode.IsRegular() && !isBlock {
+		return 0, fmt.Errorf("%w: disk image %q is a %v, not a regular file or block device", ErrBadConfig, path, mode.Type())
+	}
+	// A block device's stat size is zero; seeking to its end gives the
+	// size for both kinds.
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, fmt.Errorf("%w: size of disk image %q: %w", ErrBadConfig, path, err)
+	}
+	if size%SectorSize != 0 {
+		return 0, fmt.Errorf("%w: disk image %q is %d bytes, not a multiple of the %d-byte sector", ErrBadConfig, path, size, SectorSize)
+	}
+	return uint64(size) / SectorSize, nil
+}
+
+// isUnsupported reports whether fallocate refused the operation itself
+// rather than failing at it: the file system or device cannot do it.
+func isUnsupported(err error) bool {
+	return errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL)
+}
