@@ -1,0 +1,86 @@
+package virtionet
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"unicode"
+)
+
+// Config says which TAP the device uses and what the guest sees.
+type Config struct {
+	// TAP is the host interface name. An existing TAP is used as is and
+	// left in place on Close; a missing one is created and goes away
+	// on Close.
+	TAP string
+	// MAC is the guest's address, reported in the configuration space.
+	// nil picks a random locally administered unicast address.
+	MAC net.HardwareAddr
+	// Bridge, when set, names an existing Linux bridge the TAP joins.
+	Bridge string
+}
+
+// Errors New returns for a configuration it cannot use; they are wrapped
+// with the offending value.
+var (
+	ErrBadName      = errors.New("invalid interface name")
+	ErrBadMAC       = errors.New("invalid guest MAC address")
+	ErrNoBridge     = errors.New("bridge not found")
+	ErrNotBridge    = errors.New("interface is not a bridge")
+	ErrNotTAP       = errors.New("interface exists but is not a TAP device")
+	ErrTAPUnusable  = errors.New("cannot use TAP device")
+	ErrDeviceClosed = errors.New("virtio-net device is closed")
+)
+
+// ifNameMax is IFNAMSIZ-1: the kernel's interface names are 15 bytes plus
+// the terminating NUL.
+const ifNameMax = 15
+
+// validateIfName applies the kernel's dev_valid_name rules, and refuses
+// '%', which TUNSETIFF would treat as a pattern and replace by a number,
+// so that the name tern asked for is the name it gets.
+func validateIfName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrBadName)
+	case len(name) > ifNameMax:
+		return fmt.Errorf("%w: %q is %d bytes, more than %d", ErrBadName, name, len(name), ifNameMax)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q", ErrBadName, name)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool {
+		return r == '/' || r == ':' || r == '%' || r == 0 || unicode.IsSpace(r)
+	}); i >= 0 {
+		return fmt.Errorf("%w: %q contains %q", ErrBadName, name, name[i])
+	}
+	return nil
+}
+
+// validateMAC checks that mac can be a guest's own address: six bytes,
+// unicast (bit 0 of the first byte clear) and not all zero.
+func validateMAC(mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("%w: %q has %d bytes, want 6", ErrBadMAC, mac.String(), len(mac))
+	}
+	if mac[0]&1 != 0 {
+		return fmt.Errorf("%w: %s is a multicast address", ErrBadMAC, mac)
+	}
+	if string(mac) == "\x00\x00\x00\x00\x00\x00" {
+		return fmt.Errorf("%w: %s is all zero", ErrBadMAC, mac)
+	}
+	return nil
+}
+
+// randomMAC returns a random unicast address with the locally
+// administered bit set, so it cannot clash with a vendor-assigned one.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	rand.Read(mac) // never fails: crypto/rand aborts the program instead
+	mac[0] = mac[0]&^1 | 2
+	if string(mac[1:]) == "\x00\x00\x00\x00\x00" && mac[0] == 2 {
+		mac[5] = 1
+	}
+	return mac
+}
