@@ -12,6 +12,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/virtio/block"
+	virtionet "github.com/ternvm/tern/virtio/net"
+	"github.com/ternvm/tern/virtio/vsock"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
@@ -44,6 +47,15 @@ type Config struct {
 	// rather than its 64-bit entry point. It has no effect on a bzImage.
 	PreferPVH bool
 
+	// RNG adds a virtio entropy device fed from the host's getrandom.
+	RNG bool
+	// Disks are virtio-blk devices, in order (the guest sees vda, vdb...).
+	Disks []DiskConfig
+	// Nets are virtio-net devices on TAP interfaces.
+	Nets []virtionet.Config
+	// Vsock, if set, adds a virtio-vsock device bridged to Unix sockets.
+	Vsock *vsock.Config
+
 	// Console receives the guest's serial output; nil discards it.
 	Console io.Writer
 	// ConsoleInput, if set, is fed to the guest's serial port.
@@ -57,6 +69,15 @@ type Config struct {
 	// Started is when the monitor process started; boot-time and
 	// first-KVM_RUN figures are measured from it. Zero means when New ran.
 	Started time.Time
+}
+
+// DiskConfig is one virtio-blk disk.
+type DiskConfig struct {
+	block.Config
+	// Root makes this disk the guest's root filesystem: it is put first
+	// (so the guest names it vda) and root=/dev/vda is added to the
+	// command line, with ro for a read-only disk.
+	Root bool
 }
 
 // withDefaults fills unset fields.
@@ -124,6 +145,9 @@ func (c Config) Validate() error {
 	if c.MemoryBytes%align != 0 {
 		return bad("guest memory of %d bytes is not a multiple of %d bytes", c.MemoryBytes, align)
 	}
+	if err := c.validateDevices(); err != nil {
+		return bad("%v", err)
+	}
 	if len(c.Cmdline)+1 > boot.CmdlineMaxSize {
 		return bad("kernel command line is %d bytes; at most %d fit", len(c.Cmdline), boot.CmdlineMaxSize-1)
 	}
@@ -160,4 +184,57 @@ func probeKernel(path string) error {
 	}
 	_, err = boot.DetectFormat(f, st.Size())
 	return err
+}
+
+// validateDevices checks the device configuration before anything is
+// created: files exist, names and addresses are well formed, nothing is
+// given twice.
+func (c Config) validateDevices() error {
+	ids := map[string]int{}
+	paths := map[string]int{}
+	roots := 0
+	for i, d := range c.Disks {
+		if err := d.Config.Validate(); err != nil {
+			return fmt.Errorf("disk %d: %w", i, err)
+		}
+		st, err := os.Stat(d.Path)
+		if err != nil {
+			return fmt.Errorf("disk %d: %w", i, err)
+		}
+		if !st.Mode().IsRegular() && st.Mode()&os.ModeDevice == 0 {
+			return fmt.Errorf("disk %d: %s is neither a regular file nor a block device", i, d.Path)
+		}
+		if d.ID != "" {
+			if j, dup := ids[d.ID]; dup {
+				return fmt.Errorf("disk %d: id %q is already used by disk %d", i, d.ID, j)
+			}
+			ids[d.ID] = i
+		}
+		if j, dup := paths[d.Path]; dup {
+			return fmt.Errorf("disk %d: %s is already disk %d", i, d.Path, j)
+		}
+		paths[d.Path] = i
+		if d.Root {
+			roots++
+		}
+	}
+	if roots > 1 {
+		return fmt.Errorf("%d disks are marked root; at most one can be", roots)
+	}
+	taps := map[string]int{}
+	for i, n := range c.Nets {
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("net %d: %w", i, err)
+		}
+		if j, dup := taps[n.TAP]; dup {
+			return fmt.Errorf("net %d: TAP %s is already used by net %d", i, n.TAP, j)
+		}
+		taps[n.TAP] = i
+	}
+	if c.Vsock != nil {
+		if err := c.Vsock.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

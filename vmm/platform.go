@@ -24,6 +24,7 @@ type platform struct {
 	mmio     *devices.Bus
 	serial   *devices.Serial
 	irqs     []*irqLine
+	virtio   []*virtioSlot
 	firstRun sync.Once
 
 	unhandled sync.Map // port or address -> struct{}, to log each once
@@ -60,11 +61,15 @@ func newPlatform(v *VM) (_ *platform, err error) {
 			return nil, fmt.Errorf("register device at port %#x: %w", r.base, err)
 		}
 	}
+	if err := p.addConfiguredVirtio(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
 // start begins feeding host input to the serial console.
 func (p *platform) start() {
+	p.startVirtio()
 	in := p.vm.cfg.ConsoleInput
 	if in == nil {
 		return
@@ -151,7 +156,7 @@ func (p *platform) noteUnhandled(space string, addr uint64, read bool) {
 }
 
 func (p *platform) close() error {
-	var errs []error
+	errs := []error{p.closeVirtio()}
 	for _, l := range p.irqs {
 		errs = append(errs, l.close(p.vm.vm))
 	}

@@ -122,6 +122,10 @@ func New(cfg Config) (_ *VM, err error) {
 			return nil, fmt.Errorf("register guest RAM at %#x with KVM: %w", r.GPA, err)
 		}
 	}
+	// Devices come first: the ACPI tables loadGuest writes describe them.
+	if v.plat, err = newPlatform(v); err != nil {
+		return nil, err
+	}
 	if err := v.loadGuest(); err != nil {
 		return nil, err
 	}
@@ -130,9 +134,6 @@ func New(cfg Config) (_ *VM, err error) {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
 	v.cpuid = supported
-	if v.plat, err = newPlatform(v); err != nil {
-		return nil, err
-	}
 	return v, nil
 }
 
@@ -179,6 +180,9 @@ func (v *VM) loadGuest() error {
 		return fmt.Errorf("load kernel %s: %w", v.cfg.KernelPath, err)
 	}
 	v.kernel = k
+	if extra := rootCmdline(v.cfg.Disks); extra != "" {
+		v.cfg.Cmdline += " " + extra
+	}
 	params := boot.BootParams{Cmdline: v.cfg.Cmdline, E820: boot.E820Map(v.cfg.MemoryBytes), RSDPAddr: boot.ACPITablesAddr}
 	if v.cfg.InitrdPath != "" {
 		f, err := os.Open(v.cfg.InitrdPath)
@@ -206,7 +210,7 @@ func (v *VM) loadGuest() error {
 	if _, err := v.mem.WriteAt(mp, boot.MPTableAddr); err != nil {
 		return fmt.Errorf("write MP table: %w", err)
 	}
-	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true, WithRTC: true}, boot.ACPITablesAddr)
+	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true, WithRTC: true, VirtioDevices: v.plat.acpiVirtioDevices()}, boot.ACPITablesAddr)
 	if err != nil {
 		return fmt.Errorf("build ACPI tables: %w", err)
 	}

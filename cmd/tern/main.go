@@ -65,6 +65,8 @@ func newApp() *cli.App {
 		Usage:           "boot and run Linux microVMs on KVM",
 		Version:         version,
 		HideHelpCommand: true,
+		// --disk and --net values are comma-separated key=value lists.
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "monitor log level: debug, info, warn or error"},
 		},

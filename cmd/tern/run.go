@@ -25,6 +25,10 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "cpus", Value: vmm.DefaultCPUs, Usage: "number of vCPUs"},
 			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
 			&cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"},
+			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on] (repeatable)"},
+			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE] (repeatable; the TAP is created if missing)"},
+			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
+			&cli.BoolFlag{Name: "rng", Usage: "add a virtio entropy device fed from the host's getrandom"},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
 			&cli.BoolFlag{Name: "pvh", Usage: "enter an ELF kernel through its PVH entry note instead of its 64-bit entry"},
@@ -49,9 +53,29 @@ func runAction(c *cli.Context) error {
 		MemoryBytes: mem,
 		HugePages:   c.Bool("huge-pages"),
 		PreferPVH:   c.Bool("pvh"),
+		RNG:         c.Bool("rng"),
 		KVMPath:     c.String("kvm"),
 		Logger:      logger,
 		Started:     started,
+	}
+	for _, spec := range c.StringSlice("disk") {
+		d, err := parseDisk(spec)
+		if err != nil {
+			return err
+		}
+		cfg.Disks = append(cfg.Disks, d)
+	}
+	for _, spec := range c.StringSlice("net") {
+		n, err := parseNet(spec)
+		if err != nil {
+			return err
+		}
+		cfg.Nets = append(cfg.Nets, n)
+	}
+	if spec := c.String("vsock"); spec != "" {
+		if cfg.Vsock, err = parseVsock(spec); err != nil {
+			return err
+		}
 	}
 	if cfg.CPUs < 1 {
 		return fmt.Errorf("--cpus: %d is not a positive number of vCPUs", cfg.CPUs)

@@ -73,9 +73,13 @@ func TestLifecycle(t *testing.T) {
 	runScenario(t, "lifecycle.sh", []expectedRun{{"poweroff", "1"}, {"reboot", "1"}})
 }
 
+func TestVirtio(t *testing.T) {
+	runScenario(t, "virtio.sh", []expectedRun{{"rng", "1"}})
+}
+
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.
 func TestEveryScenarioIsCovered(t *testing.T) {
-	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true}
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true}
 	for _, n := range scenarios.Names() {
 		if !covered[n] {
 			t.Errorf("scenario %s has no test in e2e_test.go", n)

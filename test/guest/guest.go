@@ -13,3 +13,22 @@ var InitScript []byte
 
 // AgentPackage is the import path of the guest agent, to build it.
 const AgentPackage = "./test/guest/agent"
+
+// Modules are the guest kernel's modules the test guest loads at start, in
+// load order (each after what it depends on), as paths under the modules
+// tree's kernel/ directory. A stock distribution kernel has its virtio
+// drivers as modules; init.sh loads every one of these that is present.
+var Modules = []string{
+	"drivers/virtio/virtio_ring.ko",
+	"drivers/virtio/virtio.ko",
+	"drivers/virtio/virtio_mmio.ko",
+	"drivers/char/hw_random/virtio-rng.ko",
+	"drivers/block/virtio_blk.ko",
+	"net/core/failover.ko",
+	"drivers/net/net_failover.ko",
+	"drivers/net/virtio_net.ko",
+	"drivers/virtio/virtio_balloon.ko",
+	"net/vmw_vsock/vsock.ko",
+	"net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+	"net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+}

@@ -8,12 +8,25 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /tmp
 
+# The stock kernel has its virtio drivers as modules; a device tern does not
+# offer just leaves its driver idle.
+while read -r mod; do
+	insmod "/lib/modules/$mod" 2>/dev/null || echo "TERN-GUEST error=insmod-$mod"
+done </lib/modules/order
+
 # Signal "booted" to the monitor's boot timer as early as userspace can.
 /agent boot-done || echo "TERN-GUEST error=agent-boot-done-failed"
 
 echo "TERN-GUEST uname=$(uname -r)"
 echo "TERN-GUEST cpus=$(grep -c '^processor' /proc/cpuinfo)"
 echo "TERN-GUEST date=$(date +%s)"
+
+# What virtio devices the guest found, as a test checks them.
+if [ -e /dev/hwrng ]; then
+	echo "TERN-GUEST hwrng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+	echo "TERN-GUEST hwrng-bytes=$(dd if=/dev/hwrng bs=4096 count=1 2>/dev/null | wc -c)"
+	echo "TERN-GUEST hwrng-distinct=$(dd if=/dev/hwrng bs=256 count=1 2>/dev/null | od -An -v -tx1 | tr ' ' '\n' | grep . | sort -u | wc -l)"
+fi
 
 action=poweroff
 for arg in $(cat /proc/cmdline); do

@@ -24,7 +24,8 @@ type Config struct {
 // image that cannot make a disk.
 var ErrBadConfig = errors.New("invalid virtio-blk configuration")
 
-func (c Config) validate() error {
+// Validate checks the configuration without touching the image.
+func (c Config) Validate() error {
 	if c.Path == "" {
 		return fmt.Errorf("%w: no image path", ErrBadConfig)
 	}

@@ -29,7 +29,7 @@ var ErrClosed = errors.New("virtio-blk device closed")
 // New opens the image cfg names. Its size must be a whole number of
 // 512-byte sectors.
 func New(cfg Config) (*Device, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	f, capacity, err := openImage(cfg)

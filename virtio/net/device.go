@@ -54,18 +54,29 @@ type Device struct {
 
 var _ virtio.Device = (*Device)(nil)
 
+// Validate checks the TAP name and the MAC without touching the host.
+func (cfg Config) Validate() error {
+	if err := validateIfName(cfg.TAP); err != nil {
+		return fmt.Errorf("TAP: %w", err)
+	}
+	if cfg.MAC != nil {
+		if err := validateMAC(cfg.MAC); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // New attaches to (or creates) the TAP cfg names, puts it in cfg.Bridge
 // when set, and brings it up. The caller needs CAP_NET_ADMIN. Close
 // releases the TAP.
 func New(cfg Config) (*Device, error) {
-	if err := validateIfName(cfg.TAP); err != nil {
-		return nil, fmt.Errorf("TAP: %w", err)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	mac := cfg.MAC
 	if mac == nil {
 		mac = randomMAC()
-	} else if err := validateMAC(mac); err != nil {
-		return nil, err
 	}
 	var bridge netlink.Link
 	if cfg.Bridge != "" {

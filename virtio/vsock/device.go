@@ -75,18 +75,8 @@ type Device struct {
 // New validates cfg and listens on cfg.SocketPath, replacing a stale
 // socket file left there.
 func New(cfg Config) (*Device, error) {
-	if cfg.GuestCID < MinGuestCID {
-		return nil, fmt.Errorf("%w: guest CID %d is below %d", ErrConfig, cfg.GuestCID, MinGuestCID)
-	}
-	if cfg.GuestCID > 0xffffffff {
-		// The specification reserves the upper 32 bits of guest_cid.
-		return nil, fmt.Errorf("%w: guest CID %#x does not fit 32 bits", ErrConfig, cfg.GuestCID)
-	}
-	if cfg.SocketPath == "" {
-		return nil, fmt.Errorf("%w: empty socket path", ErrConfig)
-	}
-	if len(cfg.SocketPath) > MaxSocketPath {
-		return nil, fmt.Errorf("%w: socket path of %d bytes is longer than %d", ErrConfig, len(cfg.SocketPath), MaxSocketPath)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := removeStaleSocket(cfg.SocketPath); err != nil {
 		return nil, err
@@ -96,6 +86,25 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("vsock: listen on %s: %w", cfg.SocketPath, err)
 	}
 	return &Device{cid: cfg.GuestCID, path: cfg.SocketPath, ln: ln}, nil
+}
+
+// Validate checks the CID and the socket path's length without touching
+// the file system.
+func (cfg Config) Validate() error {
+	if cfg.GuestCID < MinGuestCID {
+		return fmt.Errorf("%w: guest CID %d is below %d", ErrConfig, cfg.GuestCID, MinGuestCID)
+	}
+	if cfg.GuestCID > 0xffffffff {
+		// The specification reserves the upper 32 bits of guest_cid.
+		return fmt.Errorf("%w: guest CID %#x does not fit 32 bits", ErrConfig, cfg.GuestCID)
+	}
+	if cfg.SocketPath == "" {
+		return fmt.Errorf("%w: empty socket path", ErrConfig)
+	}
+	if len(cfg.SocketPath) > MaxSocketPath {
+		return fmt.Errorf("%w: socket path of %d bytes is longer than %d", ErrConfig, len(cfg.SocketPath), MaxSocketPath)
+	}
+	return nil
 }
 
 // removeStaleSocket removes a socket file at path, refusing anything else.

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/ternvm/tern/virtio/block"
+	virtionet "github.com/ternvm/tern/virtio/net"
+	"github.com/ternvm/tern/virtio/vsock"
+	"github.com/ternvm/tern/vmm"
+)
+
+// parseKV splits "k1=v1,k2=v2" into a map, refusing keys outside allowed,
+// keys given twice and items without '='.
+func parseKV(flag, spec string, allowed ...string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(spec) == "" {
+		return nil, fmt.Errorf("--%s: empty value", flag)
+	}
+	for _, item := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(item, "=")
+		if !ok {
+			return nil, fmt.Errorf("--%s: %q is not key=value (keys: %s)", flag, item, strings.Join(allowed, ", "))
+		}
+		if !contains(allowed, k) {
+			return nil, fmt.Errorf("--%s: unknown key %q (keys: %s)", flag, k, strings.Join(allowed, ", "))
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--%s: key %q given twice", flag, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parseBool(flag, key, v string) (bool, error) {
+	switch v {
+	case "on", "true", "yes", "1":
+		return true, nil
+	case "off", "false", "no", "0", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("--%s: %s=%q is not on/off", flag, key, v)
+}
+
+// parseDisk reads --disk path=FILE[,ro=on][,id=SERIAL][,root=on].
+func parseDisk(spec string) (vmm.DiskConfig, error) {
+	kv, err := parseKV("disk", spec, "path", "ro", "id", "root")
+	if err != nil {
+		return vmm.DiskConfig{}, err
+	}
+	d := vmm.DiskConfig{Config: block.Config{Path: kv["path"], ID: kv["id"]}}
+	if d.Path == "" {
+		return d, fmt.Errorf("--disk %s: path= is required", spec)
+	}
+	if d.ReadOnly, err = parseBool("disk", "ro", kv["ro"]); err != nil {
+		return d, err
+	}
+	if d.Root, err = parseBool("disk", "root", kv["root"]); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// parseNet reads --net tap=NAME[,mac=MAC][,bridge=BRIDGE].
+func parseNet(spec string) (virtionet.Config, error) {
+	kv, err := parseKV("net", spec, "tap", "mac", "bridge")
+	if err != nil {
+		return virtionet.Config{}, err
+	}
+	n := virtionet.Config{TAP: kv["tap"], Bridge: kv["bridge"]}
+	if n.TAP == "" {
+		return n, fmt.Errorf("--net %s: tap= is required", spec)
+	}
+	if m := kv["mac"]; m != "" {
+		mac, err := net.ParseMAC(m)
+		if err != nil || len(mac) != 6 {
+			return n, fmt.Errorf("--net: mac=%q is not a MAC address like 02:00:00:00:00:01", m)
+		}
+		n.MAC = mac
+	}
+	return n, nil
+}
+
+// parseVsock reads --vsock cid=N,socket=PATH.
+func parseVsock(spec string) (*vsock.Config, error) {
+	kv, err := parseKV("vsock", spec, "cid", "socket")
+	if err != nil {
+		return nil, err
+	}
+	cid, err := strconv.ParseUint(kv["cid"], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("--vsock: cid=%q is not a number", kv["cid"])
+	}
+	if kv["socket"] == "" {
+		return nil, fmt.Errorf("--vsock %s: socket= is required", spec)
+	}
+	return &vsock.Config{GuestCID: cid, SocketPath: kv["socket"]}, nil
+}

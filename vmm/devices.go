@@ -1,0 +1,83 @@
+package vmm
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/ternvm/tern/virtio/block"
+	virtionet "github.com/ternvm/tern/virtio/net"
+	"github.com/ternvm/tern/virtio/rng"
+	"github.com/ternvm/tern/virtio/vsock"
+)
+
+// addConfiguredVirtio creates the virtio devices the Config asks for, in a
+// fixed order (disks with the root disk first, nets, vsock, rng) so that a
+// guest sees the same device at the same address every time it boots with
+// the same configuration.
+func (p *platform) addConfiguredVirtio() error {
+	cfg := p.vm.cfg
+	for i, d := range orderedDisks(cfg.Disks) {
+		dev, err := block.New(d.Config)
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", d.Path, err)
+		}
+		if err := p.addVirtio(fmt.Sprintf("disk%d", i), dev, dev.Close); err != nil {
+			dev.Close()
+			return err
+		}
+	}
+	for i, n := range cfg.Nets {
+		dev, err := virtionet.New(n)
+		if err != nil {
+			return fmt.Errorf("net %s: %w", n.TAP, err)
+		}
+		if err := p.addVirtio(fmt.Sprintf("net%d", i), dev, dev.Close); err != nil {
+			dev.Close()
+			return err
+		}
+	}
+	if cfg.Vsock != nil {
+		dev, err := vsock.New(*cfg.Vsock)
+		if err != nil {
+			return err
+		}
+		if err := p.addVirtio("vsock", dev, dev.Close); err != nil {
+			dev.Close()
+			return err
+		}
+	}
+	if cfg.RNG {
+		if err := p.addVirtio("rng", rng.New(), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderedDisks puts the root disk first, keeping the others in order.
+func orderedDisks(disks []DiskConfig) []DiskConfig {
+	out := slices.Clone(disks)
+	slices.SortStableFunc(out, func(a, b DiskConfig) int {
+		switch {
+		case a.Root && !b.Root:
+			return -1
+		case b.Root && !a.Root:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// rootCmdline is what the command line needs for a root disk, if any.
+func rootCmdline(disks []DiskConfig) string {
+	for _, d := range disks {
+		if d.Root {
+			if d.ReadOnly {
+				return "root=/dev/vda ro"
+			}
+			return "root=/dev/vda rw"
+		}
+	}
+	return ""
+}
