@@ -10,9 +10,35 @@ mkdir -p /tmp
 
 # The stock kernel has its virtio drivers as modules; a device tern does not
 # offer just leaves its driver idle.
-while read -r mod; do
-	insmod "/lib/modules/$mod" 2>/dev/null || echo "TERN-GUEST error=insmod-$mod"
-done </lib/modules/order
+# On the root disk (see below) they are loaded already.
+if [ ! -e /etc/tern-rootfs ]; then
+	while read -r mod; do
+		insmod "/lib/modules/$mod" 2>/dev/null || echo "TERN-GUEST error=insmod-$mod"
+	done </lib/modules/order
+fi
+
+# With root=/dev/vdX on the command line this initramfs only loads the
+# drivers, mounts that virtio-blk disk (ro or rw as the command line says)
+# and runs the disk's copy of this script, which finds /etc/tern-rootfs.
+if [ ! -e /etc/tern-rootfs ]; then
+	rootdev=
+	rootmode=ro
+	for arg in $(cat /proc/cmdline); do
+		case "$arg" in
+		root=/dev/vd*) rootdev=${arg#root=} ;;
+		rw) rootmode=rw ;;
+		ro) rootmode=ro ;;
+		esac
+	done
+	if [ -n "$rootdev" ]; then
+		mkdir -p /newroot
+		if mount -t ext4 -o "$rootmode" "$rootdev" /newroot; then
+			umount /dev /sys /proc 2>/dev/null
+			exec switch_root /newroot /init
+		fi
+		echo "TERN-GUEST error=mount-root-$rootdev-failed"
+	fi
+fi
 
 # Signal "booted" to the monitor's boot timer as early as userspace can.
 /agent boot-done || echo "TERN-GUEST error=agent-boot-done-failed"
@@ -20,6 +46,7 @@ done </lib/modules/order
 echo "TERN-GUEST uname=$(uname -r)"
 echo "TERN-GUEST cpus=$(grep -c '^processor' /proc/cpuinfo)"
 echo "TERN-GUEST date=$(date +%s)"
+echo "TERN-GUEST rootfs=$(awk '$2 == "/" { print $3 ":" $4 }' /proc/mounts | tail -n 1 | cut -d, -f1)"
 
 # What virtio devices the guest found, as a test checks them.
 if [ -e /dev/hwrng ]; then
@@ -43,6 +70,23 @@ reboot)
 shell)
 	# cttyhack gives the shell the console as its controlling terminal.
 	setsid cttyhack sh
+	poweroff -f
+	;;
+disk-write)
+	# A file on the root disk, flushed, for the host to read back with
+	# debugfs once tern has exited.
+	echo "written by the tern test guest at $(date +%s)" >/tern-written
+	echo "TERN-GUEST disk-write-rc=$?"
+	echo "TERN-GUEST disk-sha=$(sha256sum /tern-written | cut -d' ' -f1)"
+	sync
+	mount -o remount,ro /
+	poweroff -f
+	;;
+disk-ro)
+	if (echo x >/tern-ro-test) 2>/dev/null; then r=allowed; else r=refused; fi
+	echo "TERN-GUEST ro-write=$r"
+	if mount -o remount,rw / 2>/dev/null; then r=allowed; else r=refused; fi
+	echo "TERN-GUEST ro-remount=$r"
 	poweroff -f
 	;;
 sleep)

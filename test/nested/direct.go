@@ -47,6 +47,7 @@ func (d *Direct) Run(ctx context.Context, job Job) (*Result, error) {
 		return nil, err
 	}
 	env := scriptEnv(tern, d.fx.BzImage, d.fx.Vmlinux, d.fx.Initramfs, out, dir, job.Env)
+	env["ROOT_IMAGE"] = d.fx.RootImage
 
 	cmd := exec.CommandContext(ctx, "sh", filepath.Join(dir, job.Entry))
 	cmd.Dir = out

@@ -26,6 +26,7 @@ const (
 	hostBzImage     = "/guest/bzImage"
 	hostVmlinux     = "/guest/vmlinux"
 	hostInitrd      = "/guest/initramfs.cpio"
+	hostRootImage   = "/guest/root.ext4"
 	hostOut         = "/tmp/out"
 )
 
@@ -78,11 +79,13 @@ func (h *Host) Tree(job Job) *fixture.Tree {
 	t.HostFile(hostBzImage, 0o644, h.fx.BzImage)
 	t.HostFile(hostVmlinux, 0o644, h.fx.Vmlinux)
 	t.HostFile(hostInitrd, 0o644, h.fx.Initramfs)
+	t.HostFile(hostRootImage, 0o644, h.fx.RootImage)
 	for name, data := range job.Files {
 		t.File(hostScenarioDir+"/"+name, 0o755, data)
 	}
 	env := scriptEnv(hostTern, hostBzImage, hostVmlinux, hostInitrd, hostOut, hostScenarioDir, job.Env)
 	env["SCENARIO_ENTRY"] = job.Entry
+	env["ROOT_IMAGE"] = hostRootImage
 	t.File("/etc/scenario.env", 0o644, []byte(shellExports(env)))
 	if h.Customize != nil {
 		h.Customize(t)
@@ -102,7 +105,13 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 	cpio := filepath.Join(work, "host.cpio")
-	if err := h.Tree(job).WriteCPIOFile(cpio); err != nil {
+	tree := h.Tree(job)
+	for _, tool := range hostTools {
+		if err := addHostTool(tree, tool); err != nil {
+			return nil, err
+		}
+	}
+	if err := tree.WriteCPIOFile(cpio); err != nil {
 		return nil, fmt.Errorf("test host initramfs: %w", err)
 	}
 
