@@ -154,36 +154,43 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// readable checks that path is a regular file this process can open.
 func readable(path string) error {
-	f, err := os.Open(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", path)
-	}
-	return nil
+	return f.Close()
 }
 
 // probeKernel checks that the file looks like a kernel tern can load, so
 // that a wrong file is reported before KVM is touched.
 func probeKernel(path string) error {
-	f, err := os.Open(path)
+	f, size, err := openRegular(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	_, err = boot.DetectFormat(f, size)
+	return err
+}
+
+// openRegular opens path for reading if it is a regular file.
+func openRegular(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		f.Close()
+		return nil, 0, err
 	}
-	_, err = boot.DetectFormat(f, st.Size())
-	return err
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file", path)
+	}
+	return f, st.Size(), nil
 }
 
 // validateDevices checks the device configuration before anything is
