@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/vsock"
@@ -55,6 +56,9 @@ type Config struct {
 	Nets []virtionet.Config
 	// Vsock, if set, adds a virtio-vsock device bridged to Unix sockets.
 	Vsock *vsock.Config
+	// Balloon, if set, adds a virtio-balloon device starting at its
+	// target; VM.SetBalloonTarget changes the target later.
+	Balloon *balloon.Config
 
 	// Console receives the guest's serial output; nil discards it.
 	Console io.Writer
@@ -242,6 +246,9 @@ func (c Config) validateDevices() error {
 		if err := c.Vsock.Validate(); err != nil {
 			return err
 		}
+	}
+	if c.Balloon != nil && uint64(c.Balloon.TargetMiB)<<20 > c.MemoryBytes {
+		return fmt.Errorf("balloon target of %d MiB is more than the guest's %d MiB", c.Balloon.TargetMiB, c.MemoryBytes>>20)
 	}
 	return nil
 }

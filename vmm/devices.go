@@ -1,9 +1,11 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/rng"
@@ -11,7 +13,7 @@ import (
 )
 
 // addConfiguredVirtio creates the virtio devices the Config asks for, in a
-// fixed order (disks with the root disk first, nets, vsock, rng) so that a
+// fixed order (disks with the root disk first, nets, vsock, balloon, rng) so that a
 // guest sees the same device at the same address every time it boots with
 // the same configuration.
 func (p *platform) addConfiguredVirtio() error {
@@ -45,6 +47,16 @@ func (p *platform) addConfiguredVirtio() error {
 			dev.Close()
 			return err
 		}
+	}
+	if cfg.Balloon != nil {
+		dev, err := balloon.New(*cfg.Balloon, balloon.ReleaseWithMadvise(p.vm.mem))
+		if err != nil {
+			return err
+		}
+		if err := p.addVirtio("balloon", dev, nil); err != nil {
+			return err
+		}
+		p.balloon = dev
 	}
 	if cfg.RNG {
 		if err := p.addVirtio("rng", rng.New(), nil); err != nil {
@@ -80,4 +92,19 @@ func rootCmdline(disks []DiskConfig) string {
 		}
 	}
 	return ""
+}
+
+// ErrNoBalloon is returned by balloon requests to a VM built without one.
+var ErrNoBalloon = errors.New("this VM has no balloon device")
+
+// SetBalloonTarget asks the guest to inflate or deflate its balloon to mib
+// MiB; the guest's driver does so at its own pace.
+func (v *VM) SetBalloonTarget(mib uint32) error {
+	if v.plat == nil || v.plat.balloon == nil {
+		return ErrNoBalloon
+	}
+	if uint64(mib)<<20 > v.cfg.MemoryBytes {
+		return fmt.Errorf("balloon target of %d MiB is more than the guest's %d MiB", mib, v.cfg.MemoryBytes>>20)
+	}
+	return v.plat.balloon.SetTarget(mib)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/devices"
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/virtio/balloon"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +26,7 @@ type platform struct {
 	serial   *devices.Serial
 	irqs     []*irqLine
 	virtio   []*virtioSlot
+	balloon  *balloon.Device
 	firstRun sync.Once
 
 	unhandled sync.Map // port or address -> struct{}, to log each once

@@ -54,6 +54,9 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{"vsock CID below 3", []string{"run", "--kernel", kernel, "--vsock", "cid=2,socket=/tmp/v.sock"}, "guest CID 2 is below 3"},
 		{"vsock without socket", []string{"run", "--kernel", kernel, "--vsock", "cid=3"}, "socket= is required"},
 		{"vsock bad cid", []string{"run", "--kernel", kernel, "--vsock", "cid=three,socket=/tmp/v.sock"}, `--vsock: cid="three" is not a number`},
+		{"balloon bad size", []string{"run", "--kernel", kernel, "--balloon", "size=lots"}, `--balloon: size: "lots" is not a size`},
+		{"balloon bigger than the guest", []string{"run", "--kernel", kernel, "--memory", "128M", "--balloon", "size=256M"}, "balloon target of 256 MiB is more than the guest's 128 MiB"},
+		{"balloon bad stats", []string{"run", "--kernel", kernel, "--balloon", "size=16M,stats=often"}, `--balloon: stats="often" is not a positive duration`},
 		{"stray argument", []string{"run", "--kernel", kernel, "extra"}, `unexpected argument "extra"`},
 	}
 	if os.Geteuid() != 0 {

@@ -5,7 +5,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/vsock"
@@ -107,4 +109,32 @@ func parseVsock(spec string) (*vsock.Config, error) {
 		return nil, fmt.Errorf("--vsock %s: socket= is required", spec)
 	}
 	return &vsock.Config{GuestCID: cid, SocketPath: kv["socket"]}, nil
+}
+
+// parseBalloon reads --balloon size=SIZE[,deflate_on_oom=on][,stats=DURATION].
+func parseBalloon(spec string) (*balloon.Config, error) {
+	kv, err := parseKV("balloon", spec, "size", "deflate_on_oom", "stats")
+	if err != nil {
+		return nil, err
+	}
+	c := &balloon.Config{}
+	if kv["size"] != "" {
+		size, err := parseSize(kv["size"])
+		if err != nil {
+			return nil, fmt.Errorf("--balloon: size: %w", err)
+		}
+		if size%(1<<20) != 0 || size>>20 > 1<<31 {
+			return nil, fmt.Errorf("--balloon: size=%s is not a whole number of MiB", kv["size"])
+		}
+		c.TargetMiB = uint32(size >> 20)
+	}
+	if c.DeflateOnOOM, err = parseBool("balloon", "deflate_on_oom", kv["deflate_on_oom"]); err != nil {
+		return nil, err
+	}
+	if s := kv["stats"]; s != "" {
+		if c.StatsPollInterval, err = time.ParseDuration(s); err != nil || c.StatsPollInterval <= 0 {
+			return nil, fmt.Errorf("--balloon: stats=%q is not a positive duration like 5s", s)
+		}
+	}
+	return c, nil
 }

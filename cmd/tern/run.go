@@ -28,6 +28,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on] (repeatable)"},
 			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE] (repeatable; the TAP is created if missing)"},
 			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
+			&cli.StringFlag{Name: "balloon", Usage: "virtio-balloon: size=SIZE[,deflate_on_oom=on][,stats=DURATION] (size is the initial target)"},
 			&cli.BoolFlag{Name: "rng", Usage: "add a virtio entropy device fed from the host's getrandom"},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
@@ -74,6 +75,11 @@ func runAction(c *cli.Context) error {
 	}
 	if spec := c.String("vsock"); spec != "" {
 		if cfg.Vsock, err = parseVsock(spec); err != nil {
+			return err
+		}
+	}
+	if spec := c.String("balloon"); spec != "" {
+		if cfg.Balloon, err = parseBalloon(spec); err != nil {
 			return err
 		}
 	}

@@ -78,7 +78,7 @@ func TestBlock(t *testing.T) {
 }
 
 func TestVirtio(t *testing.T) {
-	runScenario(t, "virtio.sh", []expectedRun{{"rng", "1"}})
+	runScenario(t, "virtio.sh", []expectedRun{{"rng", "1"}, {"no-balloon", "1"}, {"balloon", "1"}})
 }
 
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.

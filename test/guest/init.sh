@@ -82,6 +82,21 @@ disk-write)
 	mount -o remount,ro /
 	poweroff -f
 	;;
+balloon-wait)
+	# Report MemTotal once it has stopped changing, i.e. once a balloon
+	# driver (if any) has reached its target.
+	prev=0
+	n=0
+	while [ "$n" -lt 60 ]; do
+		cur=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+		[ "$cur" = "$prev" ] && [ "$n" -ge 3 ] && break
+		prev=$cur
+		n=$((n + 1))
+		sleep 1
+	done
+	echo "TERN-GUEST memtotal-kib=$cur"
+	poweroff -f
+	;;
 disk-ro)
 	if (echo x >/tern-ro-test) 2>/dev/null; then r=allowed; else r=refused; fi
 	echo "TERN-GUEST ro-write=$r"
