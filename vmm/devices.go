@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -10,6 +9,7 @@ import (
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/rng"
 	"github.com/ternvm/tern/virtio/vsock"
+	"github.com/ternvm/tern/vmm/api"
 )
 
 // addConfiguredVirtio creates the virtio devices the Config asks for, in a
@@ -95,7 +95,7 @@ func rootCmdline(disks []DiskConfig) string {
 }
 
 // ErrNoBalloon is returned by balloon requests to a VM built without one.
-var ErrNoBalloon = errors.New("this VM has no balloon device")
+var ErrNoBalloon = fmt.Errorf("this VM has no balloon device: %w", api.ErrNotFound)
 
 // SetBalloonTarget asks the guest to inflate or deflate its balloon to mib
 // MiB; the guest's driver does so at its own pace.
@@ -108,3 +108,26 @@ func (v *VM) SetBalloonTarget(mib uint32) error {
 	}
 	return v.plat.balloon.SetTarget(mib)
 }
+
+// pagesPerMiB converts the balloon's 4 KiB page counts.
+const pagesPerMiB = 256
+
+// BalloonInfo reports the balloon's target and how far the guest got.
+func (v *VM) BalloonInfo() (api.Balloon, error) {
+	if v.plat == nil || v.plat.balloon == nil {
+		return api.Balloon{}, ErrNoBalloon
+	}
+	b := v.plat.balloon
+	return api.Balloon{AmountMiB: b.Target() / pagesPerMiB, ActualMiB: b.Actual() / pagesPerMiB, DeflateOnOOM: v.cfg.Balloon.DeflateOnOOM}, nil
+}
+
+// BalloonStats returns the guest's latest memory statistics (empty until
+// the guest reports, or without a statistics interval).
+func (v *VM) BalloonStats() (map[string]uint64, error) {
+	if v.plat == nil || v.plat.balloon == nil {
+		return nil, ErrNoBalloon
+	}
+	return v.plat.balloon.Stats(), nil
+}
+
+var _ api.Controller = (*VM)(nil)

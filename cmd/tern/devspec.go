@@ -119,7 +119,7 @@ func parseBalloon(spec string) (*balloon.Config, error) {
 	}
 	c := &balloon.Config{}
 	if kv["size"] != "" {
-		size, err := parseSize(kv["size"])
+		size, err := parseSizeAllowZero(kv["size"])
 		if err != nil {
 			return nil, fmt.Errorf("--balloon: size: %w", err)
 		}

@@ -29,6 +29,7 @@ func runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE] (repeatable; the TAP is created if missing)"},
 			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
 			&cli.StringFlag{Name: "balloon", Usage: "virtio-balloon: size=SIZE[,deflate_on_oom=on][,stats=DURATION] (size is the initial target)"},
+			&cli.StringFlag{Name: "api-socket", Usage: "serve the VM's HTTP API on this Unix socket (see tern balloon)"},
 			&cli.BoolFlag{Name: "rng", Usage: "add a virtio entropy device fed from the host's getrandom"},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
@@ -97,6 +98,13 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer vm.Close()
+	if sock := c.String("api-socket"); sock != "" {
+		stop, err := serveAPI(sock, vm)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -77,13 +77,17 @@ func TestBlock(t *testing.T) {
 	runScenario(t, "block.sh", []expectedRun{{"disk-rw", "1"}, {"disk-ro", "1"}})
 }
 
+func TestBalloon(t *testing.T) {
+	runScenario(t, "balloon.sh", []expectedRun{{"balloon-rt", "1"}})
+}
+
 func TestVirtio(t *testing.T) {
 	runScenario(t, "virtio.sh", []expectedRun{{"rng", "1"}, {"no-balloon", "1"}, {"balloon", "1"}})
 }
 
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.
 func TestEveryScenarioIsCovered(t *testing.T) {
-	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true}
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true}
 	for _, n := range scenarios.Names() {
 		if !covered[n] {
 			t.Errorf("scenario %s has no test in e2e_test.go", n)

@@ -6,7 +6,10 @@ import _ "embed"
 
 // InitScript is the guest's /init, a busybox sh script. It prints
 // "TERN-GUEST key=value" lines and then does what the kernel command line's
-// tern.action= asks: poweroff (the default), reboot, shell or sleep.
+// tern.action= asks: poweroff (the default), reboot, shell, sleep, or one of
+// the device roles (disk-write, disk-ro, balloon-wait, balloon-fill,
+// vsock-guest, net-guest). With root=/dev/vdX it first switches to that
+// virtio-blk disk.
 //
 //go:embed init.sh
 var InitScript []byte

@@ -49,7 +49,7 @@ echo "TERN-GUEST date=$(date +%s)"
 echo "TERN-GUEST rootfs=$(awk '$2 == "/" { print $3 ":" $4 }' /proc/mounts | tail -n 1 | cut -d, -f1)"
 
 # What virtio devices the guest found, as a test checks them.
-if [ -e /dev/hwrng ]; then
+if [ -e /dev/hwrng ] && [ "$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)" != none ]; then
 	echo "TERN-GUEST hwrng=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
 	echo "TERN-GUEST hwrng-bytes=$(dd if=/dev/hwrng bs=4096 count=1 2>/dev/null | wc -c)"
 	echo "TERN-GUEST hwrng-distinct=$(dd if=/dev/hwrng bs=256 count=1 2>/dev/null | od -An -v -tx1 | tr ' ' '\n' | grep . | sort -u | wc -l)"
@@ -62,6 +62,18 @@ for arg in $(cat /proc/cmdline); do
 	esac
 done
 echo "TERN-GUEST action=$action"
+
+# tern_param KEY: the value of tern.KEY= on the kernel command line.
+tern_param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^tern\.$1=//p" | tail -n 1; }
+# guest_agent NAME ARGS... runs the agent and reports its exit status and
+# its "key=value" lines as TERN-GUEST NAME-rc= and NAME-key= lines.
+guest_agent() {
+	n=$1
+	shift
+	/agent "$@" >"/tmp/$n.kv"
+	echo "TERN-GUEST $n-rc=$?"
+	sed "s/^/TERN-GUEST $n-/" "/tmp/$n.kv"
+}
 
 case "$action" in
 reboot)
@@ -80,6 +92,34 @@ disk-write)
 	echo "TERN-GUEST disk-sha=$(sha256sum /tern-written | cut -d' ' -f1)"
 	sync
 	mount -o remount,ro /
+	poweroff -f
+	;;
+balloon-fill)
+	# Touch 96 MiB (a tmpfs file), free it again, then report MemTotal
+	# each time it changes until it has dropped and come back: the host
+	# inflates the balloon over the freed memory, then deflates it.
+	mkdir -p /fill
+	mount -t tmpfs -o size=160m tmpfs /fill
+	dd if=/dev/zero of=/fill/f bs=1M count=96 2>/dev/null
+	rm -f /fill/f
+	base=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+	echo "TERN-GUEST memtotal-base=$base"
+	echo "TERN-GUEST filled=96"
+	last=$base
+	dropped=0
+	n=0
+	while [ "$n" -lt 150 ]; do
+		cur=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+		if [ "$cur" != "$last" ]; then
+			echo "TERN-GUEST memtotal-now=$cur"
+			last=$cur
+		fi
+		[ "$cur" -lt "$base" ] && dropped=1
+		[ "$dropped" = 1 ] && [ "$cur" = "$base" ] && break
+		n=$((n + 1))
+		sleep 1
+	done
+	echo "TERN-GUEST balloon-cycle=$dropped"
 	poweroff -f
 	;;
 balloon-wait)
@@ -107,6 +147,42 @@ disk-ro)
 sleep)
 	# Stays idle until the monitor is stopped from outside.
 	while :; do sleep 3600; done
+	;;
+vsock-guest)
+	# Data both ways over virtio-vsock, each side echoing the other's: first
+	# the guest connects to the host (CID 2, a Unix socket there), then the
+	# host connects to the guest through tern's socket.
+	guest_agent vsock-dial send vsock "2:$(tern_param vsock-dial)" "$(tern_param bytes)"
+	guest_agent vsock-serve serve vsock "$(tern_param vsock-serve)"
+	poweroff -f
+	;;
+net-guest)
+	# Traffic with the host over virtio-net: the guest pings the host's end
+	# of the TAP until it answers, then echoes one TCP stream from the host
+	# (who pings the guest meanwhile).
+	# The first interface with a device behind it (not lo, not a tunnel).
+	dev=
+	for d in /sys/class/net/*; do
+		[ -e "$d/device" ] && dev=${d##*/} && break
+	done
+	echo "TERN-GUEST net-dev=$dev"
+	echo "TERN-GUEST net-mac=$(cat "/sys/class/net/$dev/address")"
+	ip link set "$dev" up
+	ip addr add "$(tern_param ip)" dev "$dev"
+	tries=0
+	r=fail
+	while [ "$tries" -lt 40 ]; do
+		tries=$((tries + 1))
+		if ping -c 1 -W 1 "$(tern_param peer)" >/dev/null 2>&1; then
+			r=ok
+			break
+		fi
+		sleep 1
+	done
+	echo "TERN-GUEST net-ping-peer=$r"
+	echo "TERN-GUEST net-ping-tries=$tries"
+	guest_agent net-serve serve tcp ":$(tern_param port)"
+	poweroff -f
 	;;
 *)
 	poweroff -f

@@ -48,6 +48,7 @@ func (d *Direct) Run(ctx context.Context, job Job) (*Result, error) {
 	}
 	env := scriptEnv(tern, d.fx.BzImage, d.fx.Vmlinux, d.fx.Initramfs, out, dir, job.Env)
 	env["ROOT_IMAGE"] = d.fx.RootImage
+	env["AGENT"] = d.fx.Agent
 
 	cmd := exec.CommandContext(ctx, "sh", filepath.Join(dir, job.Entry))
 	cmd.Dir = out

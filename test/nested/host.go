@@ -27,11 +27,16 @@ const (
 	hostVmlinux     = "/guest/vmlinux"
 	hostInitrd      = "/guest/initramfs.cpio"
 	hostRootImage   = "/guest/root.ext4"
+	hostAgent       = "/bin/agent"
 	hostOut         = "/tmp/out"
 )
 
 // kvmModules are loaded in this order: kvm.ko needs irqbypass.ko.
 var kvmModules = []string{"virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"}
+
+// netModules give the test host /dev/net/tun, for tern's virtio-net TAPs
+// (tun.ko depends on nothing else).
+var netModules = []string{"drivers/net/tun.ko"}
 
 // rcMarker is how the host /init reports the scenario's exit status.
 var rcMarker = regexp.MustCompile(`@@TERN-SCENARIO-RC=(\d+)@@`)
@@ -72,9 +77,11 @@ func (h *Host) Tree(job Job) *fixture.Tree {
 	t.CharDev("/dev/console", 0o600, 5, 1)
 	t.Busybox(h.fx.Busybox, h.fx.BusyboxApplets)
 	t.File("/init", 0o755, hostInit)
-	for _, m := range kvmModules {
+	for _, m := range append(kvmModules, netModules...) {
 		t.HostFile("/modules/"+filepath.Base(m), 0o644, h.fx.Module(m))
 	}
+	// The agent runs on the host side too: the peer of the guest's agent.
+	t.HostFile(hostAgent, 0o755, h.fx.Agent)
 	t.HostFile(hostTern, 0o755, job.Tern)
 	t.HostFile(hostBzImage, 0o644, h.fx.BzImage)
 	t.HostFile(hostVmlinux, 0o644, h.fx.Vmlinux)
@@ -86,6 +93,7 @@ func (h *Host) Tree(job Job) *fixture.Tree {
 	env := scriptEnv(hostTern, hostBzImage, hostVmlinux, hostInitrd, hostOut, hostScenarioDir, job.Env)
 	env["SCENARIO_ENTRY"] = job.Entry
 	env["ROOT_IMAGE"] = hostRootImage
+	env["AGENT"] = hostAgent
 	t.File("/etc/scenario.env", 0o644, []byte(shellExports(env)))
 	if h.Customize != nil {
 		h.Customize(t)

@@ -11,6 +11,8 @@ mount -t tmpfs tmpfs /tmp
 for m in irqbypass kvm kvm-amd; do
 	insmod "/modules/$m.ko" || echo "TEST-HOST insmod $m.ko failed"
 done
+# tun gives tern's virtio-net its TAPs (/dev/net/tun, made by devtmpfs).
+insmod /modules/tun.ko || echo "TEST-HOST insmod tun.ko failed"
 if [ -c /dev/kvm ]; then
 	echo "TEST-HOST /dev/kvm ready ($(grep -c '^processor' /proc/cpuinfo) cpus, kernel $(uname -r))"
 fi

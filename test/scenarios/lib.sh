@@ -46,6 +46,65 @@ signal_guest() {
 	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
 }
 
+# start_guest NAME ARGS... starts "$TERN run ARGS..." in the background
+# with boot_guest's time limit, for a scenario that talks to the guest
+# while it runs; wait_guest NAME then waits for it and keeps and prints
+# what boot_guest keeps and prints.
+start_guest() {
+	name=$1
+	shift
+	echo "SCENARIO-RUN $name: tern run $* (in the background)"
+	timeout "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err" &
+	echo $! >"$OUT/$name.pid"
+}
+
+wait_guest() {
+	name=$1
+	wait "$(cat "$OUT/$name.pid")"
+	echo $? >"$OUT/$name.rc"
+	tr -d '\r' <"$OUT/$name.out" | sed "s/^/[$name guest] /"
+	sed "s/^/[$name tern] /" "$OUT/$name.err"
+	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
+}
+
+# wait_for SECONDS COMMAND... runs COMMAND once a second until it succeeds;
+# it fails when COMMAND has not succeeded within SECONDS.
+wait_for() {
+	limit=$1
+	shift
+	waited=0
+	until "$@"; do
+		[ "$waited" -ge "$limit" ] && return 1
+		sleep 1
+		waited=$((waited + 1))
+	done
+}
+
+# host_agent NAME ARGS... runs "$AGENT ARGS..." on the host, keeping its
+# "key=value" lines in $OUT/NAME.kv and its exit status in $OUT/NAME.rc,
+# and prints both, prefixed with "[NAME host] ". Put it in the background
+# with & and then wait for it, to have it run beside a guest.
+host_agent() {
+	name=$1
+	shift
+	"$AGENT" "$@" >"$OUT/$name.kv" 2>"$OUT/$name.log" </dev/null
+	echo $? >"$OUT/$name.rc"
+	echo "[$name host] agent $* exited $(cat "$OUT/$name.rc")"
+	cat "$OUT/$name.kv" "$OUT/$name.log" | sed "s/^/[$name host] /"
+}
+
+# kv NAME KEY: the value of KEY in the key=value lines of host_agent NAME.
+kv() { sed -n "s/^$2=//p" "$OUT/$1.kv" | tail -n 1; }
+
+# same_sum A B: whether A and B are the same sha256 sum (64 hex digits), so
+# that two missing values never count as equal.
+same_sum() {
+	case "$1" in
+	*[!0-9a-f]*) return 1 ;;
+	esac
+	[ "${#1}" -eq 64 ] && [ "$1" = "$2" ]
+}
+
 # check WHAT COMMAND... records one check: ok when COMMAND succeeds.
 check() {
 	what=$1

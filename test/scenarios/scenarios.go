@@ -7,7 +7,9 @@
 // A script finds in its environment: TERN (the binary under test),
 // KERNEL_BZIMAGE and KERNEL_ELF (the same stock kernel as bzImage and as
 // ELF vmlinux), INITRD (the test guest's initramfs), OUT (a scratch
-// directory) and SCENARIO_DIR (where the scripts are).
+// directory), SCENARIO_DIR (where the scripts are) and AGENT (the test
+// agent, which also runs in the guest: the host-side peer of its vsock and
+// network exchanges).
 package scenarios
 
 import (

@@ -18,6 +18,8 @@ type command struct {
 
 var commands = map[string]command{
 	"boot-done": {help: "tell the monitor's boot timer that userspace is up", run: bootDone},
+	"serve":     {help: "serve tcp|unix|vsock ADDRESS: accept one stream, echo it, print its size and sha256", run: serveCmd},
+	"send":      {help: "send tcp|unix|vsock|tern-vsock ADDRESS BYTES: send data, half-close, print sha256 of sent and echoed", run: sendCmd},
 }
 
 func main() {

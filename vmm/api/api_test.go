@@ -1,0 +1,116 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type fakeVM struct {
+	target  uint32
+	has     bool
+	actual  uint32
+	stats   map[string]uint64
+	refuseN uint32
+}
+
+func (f *fakeVM) SetBalloonTarget(mib uint32) error {
+	if !f.has {
+		return fmt.Errorf("no balloon: %w", ErrNotFound)
+	}
+	if mib > f.refuseN {
+		return fmt.Errorf("balloon target of %d MiB is more than the guest's %d MiB", mib, f.refuseN)
+	}
+	f.target = mib
+	return nil
+}
+
+func (f *fakeVM) BalloonInfo() (Balloon, error) {
+	if !f.has {
+		return Balloon{}, fmt.Errorf("no balloon: %w", ErrNotFound)
+	}
+	return Balloon{AmountMiB: f.target, ActualMiB: f.actual}, nil
+}
+
+func (f *fakeVM) BalloonStats() (map[string]uint64, error) { return f.stats, nil }
+
+// client talks HTTP over the Unix socket the way a user's tool would.
+func client(t *testing.T, c Controller) *http.Client {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := Serve(ln, c)
+	t.Cleanup(func() { srv.Close() })
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+}
+
+func do(t *testing.T, hc *http.Client, method, path, body string) (int, string) {
+	req, err := http.NewRequest(method, "http://localhost"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestBalloonOverUnixSocket(t *testing.T) {
+	vm := &fakeVM{has: true, actual: 3, refuseN: 256, stats: map[string]uint64{"free-memory": 42}}
+	hc := client(t, vm)
+
+	if code, body := do(t, hc, "PATCH", "/balloon", `{"amount_mib": 64}`); code != http.StatusNoContent {
+		t.Fatalf("PATCH /balloon: %d %s", code, body)
+	}
+	if vm.target != 64 {
+		t.Errorf("target = %d, want 64", vm.target)
+	}
+	code, body := do(t, hc, "GET", "/balloon", "")
+	var b Balloon
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &b) != nil || b.AmountMiB != 64 || b.ActualMiB != 3 {
+		t.Errorf("GET /balloon = %d %s", code, body)
+	}
+	code, body = do(t, hc, "GET", "/balloon/statistics", "")
+	if code != http.StatusOK || !strings.Contains(body, `"free-memory":42`) {
+		t.Errorf("GET /balloon/statistics = %d %s", code, body)
+	}
+}
+
+func TestBadRequestsGetAFaultMessage(t *testing.T) {
+	hc := client(t, &fakeVM{has: true, refuseN: 128})
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"PATCH", "/balloon", `{"amount_mib": 512}`, 400, "more than the guest's 128 MiB"},
+		{"PATCH", "/balloon", `{"amount": 5}`, 400, "amount_mib"},
+		{"PATCH", "/balloon", `not json`, 400, "amount_mib"},
+		{"PATCH", "/balloon", `{}`, 400, "amount_mib"},
+		{"PATCH", "/balloon", `{"amount_mib": -1}`, 400, "amount_mib"},
+		{"DELETE", "/balloon", ``, 405, ""},
+		{"GET", "/nothing", ``, 404, ""},
+	} {
+		code, body := do(t, hc, c.method, c.path, c.body)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s %q = %d %s, want %d containing %q", c.method, c.path, c.body, code, body, c.code, c.want)
+		}
+	}
+	hc = client(t, &fakeVM{})
+	if code, body := do(t, hc, "PATCH", "/balloon", `{"amount_mib": 1}`); code != 404 || !strings.Contains(body, "fault_message") {
+		t.Errorf("balloon request to a VM without one = %d %s, want 404 with a fault_message", code, body)
+	}
+}
