@@ -18,9 +18,16 @@ boot_guest() {
 	echo "SCENARIO-RUN $name: tern run $*"
 	timeout "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err"
 	echo $? >"$OUT/$name.rc"
-	tr -d '\r' <"$OUT/$name.out" | sed "s/^/[$name guest] /"
-	sed "s/^/[$name tern] /" "$OUT/$name.err"
-	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
+	report_run "$name"
+}
+
+# report_run NAME prints what run NAME kept: the guest console and tern's
+# log, each line prefixed with "[NAME guest] " or "[NAME tern] ", and a
+# SCENARIO-RUN-END line with tern's exit status.
+report_run() {
+	tr -d '\r' <"$OUT/$1.out" | sed "s/^/[$1 guest] /"
+	sed "s/^/[$1 tern] /" "$OUT/$1.err"
+	echo "SCENARIO-RUN-END $1 rc=$(cat "$OUT/$1.rc")"
 }
 
 # signal_guest NAME SIGNAL ARGS... starts "$TERN run ARGS..." in the
@@ -41,9 +48,7 @@ signal_guest() {
 	kill "-$sig" "$pid"
 	wait "$pid"
 	echo $? >"$OUT/$name.rc"
-	tr -d '\r' <"$OUT/$name.out" | sed "s/^/[$name guest] /"
-	sed "s/^/[$name tern] /" "$OUT/$name.err"
-	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
+	report_run "$name"
 }
 
 # start_guest NAME ARGS... starts "$TERN run ARGS..." in the background
@@ -62,9 +67,7 @@ wait_guest() {
 	name=$1
 	wait "$(cat "$OUT/$name.pid")"
 	echo $? >"$OUT/$name.rc"
-	tr -d '\r' <"$OUT/$name.out" | sed "s/^/[$name guest] /"
-	sed "s/^/[$name tern] /" "$OUT/$name.err"
-	echo "SCENARIO-RUN-END $name rc=$(cat "$OUT/$name.rc")"
+	report_run "$name"
 }
 
 # wait_for SECONDS COMMAND... runs COMMAND once a second until it succeeds;
