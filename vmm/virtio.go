@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/boot/acpi"
@@ -147,3 +148,25 @@ func (p *platform) closeVirtio() error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// virtioCmdline describes the devices as virtio_mmio.device= parameters, for
+// kernels built with VIRTIO_MMIO_CMDLINE_DEVICES that boot without ACPI.
+// With ACPI on, the DSDT already names them and a second description would
+// register each device twice.
+func virtioCmdline(devs []acpi.VirtioDevice) string {
+	var parts []string
+	for _, d := range devs {
+		parts = append(parts, fmt.Sprintf("virtio_mmio.device=%dK@%#x:%d", d.Size>>10, d.Addr, d.IRQ))
+	}
+	return strings.Join(parts, " ")
+}
+
+// acpiDisabled reports whether the command line turns ACPI off.
+func acpiDisabled(cmdline string) bool {
+	for _, f := range strings.Fields(cmdline) {
+		if f == "acpi=off" {
+			return true
+		}
+	}
+	return false
+}

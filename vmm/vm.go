@@ -183,6 +183,9 @@ func (v *VM) loadGuest() error {
 	if extra := rootCmdline(v.cfg.Disks); extra != "" {
 		v.cfg.Cmdline += " " + extra
 	}
+	if devs := v.plat.acpiVirtioDevices(); len(devs) > 0 && acpiDisabled(v.cfg.Cmdline) {
+		v.cfg.Cmdline += " " + virtioCmdline(devs)
+	}
 	params := boot.BootParams{Cmdline: v.cfg.Cmdline, E820: boot.E820Map(v.cfg.MemoryBytes), RSDPAddr: boot.ACPITablesAddr}
 	if v.cfg.InitrdPath != "" {
 		f, err := os.Open(v.cfg.InitrdPath)
