@@ -150,7 +150,12 @@ func (p *platform) handleMMIO(e kvm.ExitMMIO) {
 }
 
 func (p *platform) noteUnhandled(space string, addr uint64, read bool) {
-	key := fmt.Sprintf("%s:%#x", space, addr)
+	// A struct key: a guest polling an empty port must not cost a
+	// formatted string per access.
+	key := struct {
+		space string
+		addr  uint64
+	}{space, addr}
 	if _, seen := p.unhandled.LoadOrStore(key, struct{}{}); seen {
 		return
 	}
