@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/test/fixture"
 )
 
@@ -55,8 +56,8 @@ const (
 type Probe struct {
 	KVMExists     bool
 	KVMOpenErr    error    // nil when /dev/kvm opened read-write
-	VendorModules []string // kvm_amd / kvm_intel, when present in /sys/module
-	PVMPresent    bool     // /sys/module/kvm_pvm exists
+	VendorModules []string // the module behind /dev/kvm: kvm_amd or kvm_intel
+	PVMPresent    bool     // /dev/kvm is backed by kvm_pvm
 	CPUVirtFlag   string   // "svm" or "vmx" when /proc/cpuinfo lists one
 	Forced        Kind     // from $TERN_TEST_BACKEND
 }
@@ -98,12 +99,12 @@ func ProbeMachine() Probe {
 		}
 		p.KVMOpenErr = err
 	}
-	for _, m := range []string{"kvm_amd", "kvm_intel"} {
-		if _, err := os.Stat("/sys/module/" + m); err == nil {
-			p.VendorModules = append(p.VendorModules, m)
-		}
-	}
-	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
+	// What backs the device is tern's own question too (tern check):
+	// ask the same code.
+	switch b := kvm.DetectBackend("/dev/kvm"); b.Kind {
+	case kvm.BackendHardware:
+		p.VendorModules = []string{b.Module}
+	case kvm.BackendPVM:
 		p.PVMPresent = true
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
