@@ -14,7 +14,7 @@ check "root on virtio-blk: / is the ext4 disk, mounted rw ($(guest_value disk-rw
 check "root on virtio-blk: the guest wrote its file" [ "$(guest_value disk-rw disk-write-rc)" = 0 ]
 host_sha=$(debugfs -R "cat /tern-written" "$OUT/root.ext4" 2>/dev/null | sha256sum | cut -d' ' -f1)
 check "root on virtio-blk: debugfs reads the guest's file from the image (sha $host_sha)" \
-	[ -n "$(guest_value disk-rw disk-sha)" ] && [ "$host_sha" = "$(guest_value disk-rw disk-sha)" ]
+	same_sum "$(guest_value disk-rw disk-sha)" "$host_sha"
 
 cp "$ROOT_IMAGE" "$OUT/root-ro.ext4"
 before=$(sha256sum "$OUT/root-ro.ext4" | cut -d' ' -f1)
