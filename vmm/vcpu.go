@@ -40,10 +40,16 @@ type vcpu struct {
 func (v *VM) startVCPUs() error {
 	ready := make(chan error, v.cfg.CPUs)
 	release := make(chan bool)
-	for i := 0; i < v.cfg.CPUs; i++ {
-		c := &vcpu{vm: v, id: i, log: v.log.WithField("vcpu", i)}
-		c.done.Add(1)
-		v.vcpus = append(v.vcpus, c)
+	cs := make([]*vcpu, v.cfg.CPUs)
+	for i := range cs {
+		cs[i] = &vcpu{vm: v, id: i, log: v.log.WithField("vcpu", i)}
+		cs[i].done.Add(1)
+	}
+	// A Stop from another goroutine may read the list at any time.
+	v.vcpuMu.Lock()
+	v.vcpus = cs
+	v.vcpuMu.Unlock()
+	for _, c := range cs {
 		go c.thread(ready, release)
 	}
 	var firstErr error
@@ -60,7 +66,10 @@ func (v *VM) startVCPUs() error {
 }
 
 func (v *VM) joinVCPUs() {
-	for _, c := range v.vcpus {
+	v.vcpuMu.Lock()
+	cs := v.vcpus
+	v.vcpuMu.Unlock()
+	for _, c := range cs {
 		c.done.Wait()
 	}
 }

@@ -67,7 +67,8 @@ type VM struct {
 	stopErr    error
 	stopped    chan struct{}
 
-	vcpus []*vcpu
+	vcpuMu sync.Mutex // guards vcpus, set once by startVCPUs
+	vcpus  []*vcpu
 }
 
 // New builds a VM from cfg: it opens KVM, maps guest memory, loads the
@@ -274,7 +275,10 @@ func (v *VM) requestStop(reason StopReason, err error) {
 	v.stopOnce.Do(func() {
 		v.stopReason, v.stopErr = reason, err
 		close(v.stopped)
-		for _, c := range v.vcpus {
+		v.vcpuMu.Lock()
+		cs := v.vcpus
+		v.vcpuMu.Unlock()
+		for _, c := range cs {
 			c.kick()
 		}
 	})
