@@ -145,7 +145,9 @@ disk-ro)
 	poweroff -f
 	;;
 sleep)
-	# Stays idle until the monitor is stopped from outside.
+	# Stays idle until the monitor is stopped from outside; the line says
+	# everything above has been printed.
+	echo "TERN-GUEST idle=yes"
 	while :; do sleep 3600; done
 	;;
 vsock-guest)

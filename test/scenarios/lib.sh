@@ -30,18 +30,19 @@ report_run() {
 	echo "SCENARIO-RUN-END $1 rc=$(cat "$OUT/$1.rc")"
 }
 
-# signal_guest NAME SIGNAL ARGS... starts "$TERN run ARGS..." in the
-# background, waits until tern logs the guest's boot-time, sends SIGNAL to
+# signal_guest NAME SIGNAL TEXT ARGS... starts "$TERN run ARGS..." in the
+# background, waits until the guest console shows TEXT, sends SIGNAL to
 # tern, and keeps what boot_guest keeps. Its rc is tern's exit status.
 signal_guest() {
 	name=$1
 	sig=$2
-	shift 2
-	echo "SCENARIO-RUN $name: tern run $* (then SIG$sig once booted)"
+	text=$3
+	shift 3
+	echo "SCENARIO-RUN $name: tern run $* (then SIG$sig once the guest prints $text)"
 	"$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err" &
 	pid=$!
 	waited=0
-	while [ "$waited" -lt "$TERN_RUN_TIMEOUT" ] && ! grep -q boot-time "$OUT/$name.err"; do
+	while [ "$waited" -lt "$TERN_RUN_TIMEOUT" ] && ! grep -q "$text" "$OUT/$name.out"; do
 		sleep 1
 		waited=$((waited + 1))
 	done

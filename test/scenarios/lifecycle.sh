@@ -16,10 +16,11 @@ check "reboot -f in the guest: tern exits 0" [ "$(run_rc reboot)" = 0 ]
 check "reboot -f in the guest: the guest got to its action" [ "$(guest_value reboot action)" = reboot ]
 check "reboot -f in the guest: tern logged the reset" tern_logged reboot "guest requested reset"
 
-signal_guest sigterm TERM --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 2 --memory 256M \
+signal_guest sigterm TERM "TERN-GUEST idle=yes" --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 2 --memory 256M \
 	--cmdline "$GUEST_CMDLINE tern.action=sleep"
 check "SIGTERM to tern: exit status 143 (128+15)" [ "$(run_rc sigterm)" = 143 ]
-check "SIGTERM to tern: the guest had booted and was idle" [ "$(guest_value sigterm action)" = sleep ]
+check "SIGTERM to tern: the guest had booted and was idle" [ "$(guest_value sigterm idle)" = yes ]
+check "SIGTERM to tern: tern logged the guest's boot-time" tern_logged sigterm boot-time
 check "SIGTERM to tern: tern logged a clean stop" tern_logged sigterm 'VM stopped.*stop requested by the host'
 
 finish
