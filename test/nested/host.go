@@ -123,13 +123,24 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 		return nil, fmt.Errorf("test host initramfs: %w", err)
 	}
 
-	cmd := exec.CommandContext(ctx, h.qemu, h.qemuArgs(cpio)...)
+	// A wedged test host never finishes: stop it as soon as it says so,
+	// rather than when ctx runs out.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	cmd := exec.CommandContext(runCtx, h.qemu, h.qemuArgs(cpio)...)
 	var buf bytes.Buffer
-	w := outputSink(&buf, job.Live)
+	wedged := false
+	w := &wedgeWatch{w: outputSink(&buf, job.Live), wedged: func() { wedged = true; stop() }}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Stdin = nil // /dev/null: nothing types on the host's console
 	err = cmd.Run()
+	w.mu.Lock()
 	out := dropTCGFeatureWarnings(buf.String())
+	isWedged := wedged
+	w.mu.Unlock()
+	if isWedged {
+		return nil, fmt.Errorf("scenario %s: %w; console ends:\n%s", job.Entry, ErrHostWedged, tail(out, 60))
+	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("nested test host did not finish scenario %s: %w; console ends:\n%s", job.Entry, ctx.Err(), tail(out, 40))
 	}

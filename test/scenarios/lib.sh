@@ -16,7 +16,7 @@ boot_guest() {
 	name=$1
 	shift
 	echo "SCENARIO-RUN $name: tern run $*"
-	timeout "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err"
+	timeout -k 10 "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err"
 	echo $? >"$OUT/$name.rc"
 	report_run "$name"
 }
@@ -60,7 +60,7 @@ start_guest() {
 	name=$1
 	shift
 	echo "SCENARIO-RUN $name: tern run $* (in the background)"
-	timeout "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err" &
+	timeout -k 10 "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err" &
 	echo $! >"$OUT/$name.pid"
 }
 
