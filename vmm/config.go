@@ -48,6 +48,10 @@ type Config struct {
 	// rather than its 64-bit entry point. It has no effect on a bzImage.
 	PreferPVH bool
 
+	// TrackDirtyPages has KVM log the pages the guest writes, so that
+	// Snapshot can write diff snapshots. It costs some speed.
+	TrackDirtyPages bool
+
 	// RNG adds a virtio entropy device fed from the host's getrandom.
 	RNG bool
 	// Disks are virtio-blk devices, in order (the guest sees vda, vdb...).

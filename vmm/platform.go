@@ -24,6 +24,7 @@ type platform struct {
 	pio      *devices.Bus
 	mmio     *devices.Bus
 	serial   *devices.Serial
+	rtc      *devices.RTC
 	irqs     []*irqLine
 	virtio   []*virtioSlot
 	balloon  *balloon.Device
@@ -44,6 +45,7 @@ func newPlatform(v *VM) (_ *platform, err error) {
 		return nil, err
 	}
 	p.serial = devices.NewSerial(v.cfg.Console, com1)
+	p.rtc = devices.NewRTC(time.Now)
 	reset := func() { v.requestStop(StopReset, nil) }
 	poweroff := func() { v.requestStop(StopPoweroff, nil) }
 	bootDone := func(d time.Duration) {
@@ -55,7 +57,7 @@ func newPlatform(v *VM) (_ *platform, err error) {
 	}{
 		{boot.PortCOM1, 8, p.serial},
 		{boot.PortI8042Data, 5, devices.NewI8042(reset)},
-		{boot.PortRTC, 2, devices.NewRTC(time.Now)},
+		{boot.PortRTC, 2, p.rtc},
 		{boot.PortACPISleepCtl, 3, devices.NewACPIPM(poweroff, reset)},
 		{boot.PortBootTimer, 1, devices.NewBootTimer(v.cfg.Started, bootDone)},
 	} {

@@ -32,6 +32,8 @@ type vcpu struct {
 	mu       sync.Mutex
 	tid      int
 	kickable *kvm.VCPU
+
+	requests chan vcpuRequest // work for this thread while it is parked
 }
 
 // startVCPUs creates every vCPU on its own thread and waits until all are
@@ -42,7 +44,7 @@ func (v *VM) startVCPUs() error {
 	release := make(chan bool)
 	cs := make([]*vcpu, v.cfg.CPUs)
 	for i := range cs {
-		cs[i] = &vcpu{vm: v, id: i, log: v.log.WithField("vcpu", i)}
+		cs[i] = &vcpu{vm: v, id: i, log: v.log.WithField("vcpu", i), requests: make(chan vcpuRequest)}
 		cs[i].done.Add(1)
 	}
 	// A Stop from another goroutine may read the list at any time.
@@ -115,6 +117,16 @@ func (c *vcpu) create() error {
 // other vCPUs wait in the in-kernel LAPIC for the guest's INIT/SIPI.
 func (c *vcpu) configure() error {
 	v := c.vm
+	if r := v.restored; r != nil {
+		if err := c.restoreState(r.vcpus[c.id], r.advanceNS); err != nil {
+			return err
+		}
+		// Tell the guest's kvmclock it was stopped, so its watchdogs
+		// do not count the time saved as a lockup. A guest not using
+		// kvmclock refuses, which changes nothing.
+		_ = c.kvm.KVMClockCtrl()
+		return nil
+	}
 	if err := c.kvm.SetCPUID2(shapeCPUID(v.cpuid, c.id, v.cfg.CPUs)); err != nil {
 		return fmt.Errorf("set CPUID: %w", err)
 	}
@@ -253,6 +265,10 @@ func (c *vcpu) loop() error {
 		}
 		if c.id == 0 {
 			v.plat.firstRun.Do(func() {
+				if v.restored != nil {
+					v.log.WithField("since_request", v.since().String()).Info("first KVM_RUN after restore (restore latency)")
+					return
+				}
 				v.log.WithField("since_start", v.since().String()).Info("first KVM_RUN")
 			})
 		}
@@ -271,7 +287,14 @@ func (c *vcpu) loop() error {
 		case kvm.ExitMMIO:
 			v.plat.handleMMIO(e)
 		case kvm.ExitInterrupted:
-			// A kick or a stray signal; the loop head decides.
+			// A kick or a stray signal. Only here, after a KVM_RUN
+			// that returned with nothing half done (it completes a
+			// pending I/O instruction before honouring
+			// immediate_exit), is the vCPU's state whole enough to
+			// park and be saved.
+			if v.pausing.Load() {
+				c.park()
+			}
 		case kvm.ExitHLT:
 			// The in-kernel LAPIC handles HLT; a HLT exit means the
 			// vCPU can never be woken.

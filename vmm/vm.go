@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -69,6 +70,14 @@ type VM struct {
 
 	vcpuMu sync.Mutex // guards vcpus, set once by startVCPUs
 	vcpus  []*vcpu
+
+	lifeMu  sync.Mutex // serialises Pause, Resume and Snapshot; guards life
+	life    pauseState
+	parkMu  sync.Mutex  // guards life.resume and life.parked for the vCPUs
+	pausing atomic.Bool // vCPUs park at their next interrupted exit
+
+	restored *restoredState // set by Restore: what the vCPUs start from
+	dirtyLog bool           // memory slots log dirty pages (diff snapshots)
 }
 
 // New builds a VM from cfg: it opens KVM, maps guest memory, loads the
@@ -91,37 +100,15 @@ func New(cfg Config) (_ *VM, err error) {
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
 	}
-	if v.vm, err = v.sys.CreateVM(); err != nil {
-		return nil, fmt.Errorf("create VM: %w", err)
-	}
-	if n, err := v.sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && n > 0 && cfg.CPUs > n {
-		return nil, fmt.Errorf("%w: %d vCPUs requested, this host's KVM allows %d", ErrInvalidConfig, cfg.CPUs, n)
-	}
-	if v.mmap, err = v.sys.VCPUMmapSize(); err != nil {
-		return nil, fmt.Errorf("get vCPU mmap size: %w", err)
-	}
-	if err := v.vm.SetTSSAddr(boot.TSSAddr); err != nil {
-		return nil, fmt.Errorf("set TSS address: %w", err)
-	}
-	if err := v.vm.SetIdentityMapAddr(boot.IdentityMapAddr); err != nil {
-		return nil, fmt.Errorf("set identity map address: %w", err)
-	}
-	if err := v.vm.CreateIRQChip(); err != nil {
-		return nil, fmt.Errorf("create in-kernel irqchip: %w", err)
-	}
-	if err := v.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
-		return nil, fmt.Errorf("create in-kernel PIT: %w", err)
+	if err := v.createVM(); err != nil {
+		return nil, err
 	}
 	if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{HugePages: cfg.HugePages}); err != nil {
 		return nil, err
 	}
-	for i, r := range v.mem.Regions() {
-		err := v.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
-			Slot: uint32(i), GuestPhysAddr: r.GPA, MemorySize: r.Size, UserspaceAddr: r.HostAddr(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("register guest RAM at %#x with KVM: %w", r.GPA, err)
-		}
+	v.dirtyLog = cfg.TrackDirtyPages
+	if err := v.registerMemory(); err != nil {
+		return nil, err
 	}
 	// Devices come first: the ACPI tables loadGuest writes describe them.
 	if v.plat, err = newPlatform(v); err != nil {
@@ -136,6 +123,55 @@ func New(cfg Config) (_ *VM, err error) {
 	}
 	v.cpuid = supported
 	return v, nil
+}
+
+// createVM makes the KVM VM with what every VM has: the TSS and identity
+// map pages, the in-kernel interrupt controllers and PIT.
+func (v *VM) createVM() error {
+	cfg := v.cfg
+	var err error
+	if v.vm, err = v.sys.CreateVM(); err != nil {
+		return fmt.Errorf("create VM: %w", err)
+	}
+	if n, err := v.sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && n > 0 && cfg.CPUs > n {
+		return fmt.Errorf("%w: %d vCPUs requested, this host's KVM allows %d", ErrInvalidConfig, cfg.CPUs, n)
+	}
+	if v.mmap, err = v.sys.VCPUMmapSize(); err != nil {
+		return fmt.Errorf("get vCPU mmap size: %w", err)
+	}
+	if err := v.vm.SetTSSAddr(boot.TSSAddr); err != nil {
+		return fmt.Errorf("set TSS address: %w", err)
+	}
+	if err := v.vm.SetIdentityMapAddr(boot.IdentityMapAddr); err != nil {
+		return fmt.Errorf("set identity map address: %w", err)
+	}
+	if err := v.vm.CreateIRQChip(); err != nil {
+		return fmt.Errorf("create in-kernel irqchip: %w", err)
+	}
+	if err := v.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
+		return fmt.Errorf("create in-kernel PIT: %w", err)
+	}
+	return nil
+}
+
+// registerMemory gives KVM the guest RAM, logging dirty pages when the VM
+// tracks them for diff snapshots (and then also the pages tern's devices
+// touch, which KVM does not see).
+func (v *VM) registerMemory() error {
+	var flags uint32
+	if v.dirtyLog {
+		flags = kvm.MemLogDirtyPages
+		v.mem.TrackHostAccess(true)
+	}
+	for i, r := range v.mem.Regions() {
+		err := v.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
+			Slot: uint32(i), Flags: flags, GuestPhysAddr: r.GPA, MemorySize: r.Size, UserspaceAddr: r.HostAddr(),
+		})
+		if err != nil {
+			return fmt.Errorf("register guest RAM at %#x with KVM: %w", r.GPA, err)
+		}
+	}
+	return nil
 }
 
 func openKVM(path string) (*kvm.System, error) {
@@ -257,12 +293,18 @@ func (v *VM) Run(ctx context.Context) (StopReason, error) {
 		return 0, err
 	}
 	v.plat.start()
+	v.lifeMu.Lock()
+	v.life.running = true
+	v.lifeMu.Unlock()
 	select {
 	case <-ctx.Done():
 		v.requestStop(StopRequested, nil)
 	case <-v.stopped:
 	}
 	v.joinVCPUs()
+	v.lifeMu.Lock()
+	v.life.running = false
+	v.lifeMu.Unlock()
 	return v.stopReason, v.stopErr
 }
 

@@ -31,6 +31,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "balloon", Usage: "virtio-balloon: size=SIZE[,deflate_on_oom=on][,stats=DURATION] (size is the initial target)"},
 			&cli.StringFlag{Name: "api-socket", Usage: "serve the VM's HTTP API on this Unix socket (see tern balloon)"},
 			&cli.BoolFlag{Name: "rng", Usage: "add a virtio entropy device fed from the host's getrandom"},
+			&cli.BoolFlag{Name: "track-dirty-pages", Usage: "log the pages the guest writes, for diff snapshots (tern snapshot create --diff)"},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
 			&cli.BoolFlag{Name: "pvh", Usage: "enter an ELF kernel through its PVH entry note instead of its 64-bit entry"},
@@ -48,17 +49,18 @@ func runAction(c *cli.Context) error {
 		return fmt.Errorf("--memory: %w", err)
 	}
 	cfg := vmm.Config{
-		KernelPath:  c.String("kernel"),
-		InitrdPath:  c.String("initrd"),
-		Cmdline:     c.String("cmdline"),
-		CPUs:        c.Int("cpus"),
-		MemoryBytes: mem,
-		HugePages:   c.Bool("huge-pages"),
-		PreferPVH:   c.Bool("pvh"),
-		RNG:         c.Bool("rng"),
-		KVMPath:     c.String("kvm"),
-		Logger:      logger,
-		Started:     started,
+		KernelPath:      c.String("kernel"),
+		InitrdPath:      c.String("initrd"),
+		Cmdline:         c.String("cmdline"),
+		CPUs:            c.Int("cpus"),
+		MemoryBytes:     mem,
+		HugePages:       c.Bool("huge-pages"),
+		PreferPVH:       c.Bool("pvh"),
+		RNG:             c.Bool("rng"),
+		KVMPath:         c.String("kvm"),
+		TrackDirtyPages: c.Bool("track-dirty-pages"),
+		Logger:          logger,
+		Started:         started,
 	}
 	for _, spec := range c.StringSlice("disk") {
 		d, err := parseDisk(spec)
@@ -87,8 +89,8 @@ func runAction(c *cli.Context) error {
 	if cfg.CPUs < 1 {
 		return fmt.Errorf("--cpus: %d is not a positive number of vCPUs", cfg.CPUs)
 	}
-	closeConsole, err := setConsole(&cfg, c.String("console"))
-	if err != nil {
+	var closeConsole func()
+	if cfg.Console, cfg.ConsoleInput, closeConsole, err = openConsole(c.String("console")); err != nil {
 		return err
 	}
 	defer closeConsole()
@@ -98,8 +100,14 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer vm.Close()
-	if sock := c.String("api-socket"); sock != "" {
-		stop, err := serveAPI(sock, vm)
+	return runUntilStopped(vm, c.String("api-socket"))
+}
+
+// runUntilStopped serves the API (if asked) and runs vm until the guest
+// stops or a signal arrives, turning the outcome into tern's exit status.
+func runUntilStopped(vm *vmm.VM, apiSocket string) error {
+	if apiSocket != "" {
+		stop, err := serveAPI(apiSocket, vm)
 		if err != nil {
 			return err
 		}
@@ -134,22 +142,20 @@ func runAction(c *cli.Context) error {
 	return nil
 }
 
-// setConsole wires the guest's serial console as --console says.
-func setConsole(cfg *vmm.Config, spec string) (func(), error) {
+// openConsole opens the guest's serial console as --console says: its
+// output, its input (nil for none) and what to close at the end.
+func openConsole(spec string) (io.Writer, io.Reader, func(), error) {
 	switch spec {
 	case "stdio":
-		cfg.Console, cfg.ConsoleInput = os.Stdout, os.Stdin
-		return func() {}, nil
+		return os.Stdout, os.Stdin, func() {}, nil
 	case "none":
-		cfg.Console = io.Discard
-		return func() {}, nil
+		return io.Discard, nil, func() {}, nil
 	case "":
-		return nil, fmt.Errorf("--console: empty; use stdio, none or a file path")
+		return nil, nil, nil, fmt.Errorf("--console: empty; use stdio, none or a file path")
 	}
 	f, err := os.OpenFile(spec, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("--console: %w", err)
+		return nil, nil, nil, fmt.Errorf("--console: %w", err)
 	}
-	cfg.Console = f
-	return func() { f.Close() }, nil
+	return f, nil, func() { f.Close() }, nil
 }

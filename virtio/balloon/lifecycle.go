@@ -114,3 +114,19 @@ func (d *Device) newWorkerLocked(mem virtio.Memory, queues []*virtio.Queue, irq 
 	w.statsHeld, w.statsHead = d.statsHeld, d.statsHead
 	return w
 }
+
+// Suspend stops the worker like Reset but keeps what the driver still
+// counts on when it is only paused: the inflated page count and a held
+// statistics buffer, which the next activation returns when it is due.
+func (d *Device) Suspend() {
+	d.mu.Lock()
+	a := d.active
+	if a == nil {
+		d.mu.Unlock()
+		return
+	}
+	d.active = nil
+	close(a.stop)
+	d.mu.Unlock()
+	<-a.done
+}

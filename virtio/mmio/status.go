@@ -100,6 +100,7 @@ func (t *Transport) resetLocked() {
 		t.dev.Reset()
 		t.active = false
 	}
+	t.paused = false
 	t.epoch.Add(1) // detach any Interrupt handed out before
 	for _, q := range t.queues {
 		q.Reset()

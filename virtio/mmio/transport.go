@@ -36,6 +36,7 @@ type Transport struct {
 	queueSel      uint32
 	shmSel        uint32
 	active        bool
+	paused        bool // Pause stopped an active device; Resume restarts it
 
 	interruptStatus  atomic.Uint32
 	configGeneration atomic.Uint32

@@ -237,3 +237,16 @@ func (d *Device) stopSession() {
 		s.stop()
 	}
 }
+
+// Suspend stops the device for a pause. The host ends of the connections
+// are this process's sockets and do not survive the stop, so they are
+// closed, and the next activation tells the driver with a transport reset
+// event that its connections are gone (as after a restore).
+func (d *Device) Suspend() {
+	d.lifecycle.Lock()
+	defer d.lifecycle.Unlock()
+	d.stopSession()
+	d.mu.Lock()
+	d.resetEvent = true
+	d.mu.Unlock()
+}

@@ -1,7 +1,13 @@
 // Package api serves a running VM's controls over HTTP on a Unix socket, in
 // the shape of Firecracker's API where the two overlap, so that tools which
-// drive Firecracker's balloon drive tern's the same way. Only what a running
-// VM offers today is here; pause, resume and snapshots join it later.
+// drive Firecracker's balloon and pause/resume drive tern's the same way.
+//
+//	GET   /vm                  {"state": "Running"|"Paused"}
+//	PATCH /vm                  {"state": "Paused"|"Resumed"}
+//	PUT   /snapshot/create     {"dir": DIR, "snapshot_type": "Full"|"Diff"} (VM paused)
+//	GET   /balloon, PATCH /balloon {"amount_mib": N}, GET /balloon/statistics
+//
+// Errors answer 4xx with {"fault_message": "..."}.
 package api
 
 import (
@@ -25,6 +31,20 @@ type Controller interface {
 	SetBalloonTarget(mib uint32) error
 	BalloonInfo() (Balloon, error)
 	BalloonStats() (map[string]uint64, error)
+	Pause() error
+	Resume() error
+	Paused() bool
+	CreateSnapshot(dir string, diff bool) (Snapshot, error)
+}
+
+// Snapshot describes a snapshot the VM wrote.
+type Snapshot struct {
+	Dir               string `json:"dir"`
+	Type              string `json:"snapshot_type"` // "Full" or "Diff"
+	StateBytes        int64  `json:"state_bytes"`
+	MemoryBytes       uint64 `json:"memory_bytes"`        // the guest's RAM
+	MemoryStoredBytes uint64 `json:"memory_stored_bytes"` // what the memory file holds
+	TookMicros        int64  `json:"took_us"`
 }
 
 // ErrNotFound marks a request for a device the VM does not have.
@@ -57,7 +77,63 @@ func Handler(c Controller) http.Handler {
 		s, err := c.BalloonStats()
 		reply(w, s, err)
 	})
+	mux.HandleFunc("GET /vm", func(w http.ResponseWriter, r *http.Request) {
+		state := "Running"
+		if c.Paused() {
+			state = "Paused"
+		}
+		reply(w, map[string]string{"state": state}, nil)
+	})
+	mux.HandleFunc("PATCH /vm", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			State string `json:"state"`
+		}
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		var err error
+		switch req.State {
+		case "Paused":
+			err = c.Pause()
+		case "Resumed":
+			err = c.Resume()
+		default:
+			fault(w, http.StatusBadRequest, fmt.Errorf("state %q: want \"Paused\" or \"Resumed\"", req.State))
+			return
+		}
+		if err != nil {
+			fault(w, status(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /snapshot/create", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Dir  string `json:"dir"`
+			Type string `json:"snapshot_type"`
+		}
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		if req.Dir == "" || (req.Type != "" && req.Type != "Full" && req.Type != "Diff") {
+			fault(w, http.StatusBadRequest, fmt.Errorf("body must be {\"dir\": DIR, \"snapshot_type\": \"Full\"|\"Diff\"}"))
+			return
+		}
+		s, err := c.CreateSnapshot(req.Dir, req.Type == "Diff")
+		reply(w, s, err)
+	})
 	return mux
+}
+
+// decode reads a small JSON body into v, answering 400 itself on failure.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fault(w, http.StatusBadRequest, fmt.Errorf("malformed request body: %w", err))
+		return err
+	}
+	return nil
 }
 
 // Serve answers API requests on ln until it is closed.

@@ -18,6 +18,10 @@ type fakeVM struct {
 	actual  uint32
 	stats   map[string]uint64
 	refuseN uint32
+
+	paused   bool
+	snapDir  string
+	snapDiff bool
 }
 
 func (f *fakeVM) SetBalloonTarget(mib uint32) error {
@@ -39,6 +43,18 @@ func (f *fakeVM) BalloonInfo() (Balloon, error) {
 }
 
 func (f *fakeVM) BalloonStats() (map[string]uint64, error) { return f.stats, nil }
+
+func (f *fakeVM) Pause() error  { f.paused = true; return nil }
+func (f *fakeVM) Resume() error { f.paused = false; return nil }
+func (f *fakeVM) Paused() bool  { return f.paused }
+
+func (f *fakeVM) CreateSnapshot(dir string, diff bool) (Snapshot, error) {
+	if !f.paused {
+		return Snapshot{}, fmt.Errorf("the VM is not paused")
+	}
+	f.snapDir, f.snapDiff = dir, diff
+	return Snapshot{Dir: dir, Type: "Full", MemoryBytes: 1 << 20}, nil
+}
 
 // client talks HTTP over the Unix socket the way a user's tool would.
 func client(t *testing.T, c Controller) *http.Client {
@@ -112,5 +128,34 @@ func TestBadRequestsGetAFaultMessage(t *testing.T) {
 	hc = client(t, &fakeVM{})
 	if code, body := do(t, hc, "PATCH", "/balloon", `{"amount_mib": 1}`); code != 404 || !strings.Contains(body, "fault_message") {
 		t.Errorf("balloon request to a VM without one = %d %s, want 404 with a fault_message", code, body)
+	}
+}
+
+func TestPauseSnapshotResume(t *testing.T) {
+	vm := &fakeVM{}
+	hc := client(t, vm)
+	if code, body := do(t, hc, "PUT", "/snapshot/create", `{"dir": "/s"}`); code != 400 || !strings.Contains(body, "not paused") {
+		t.Errorf("snapshot of a running VM = %d %s, want 400 naming the cause", code, body)
+	}
+	if code, body := do(t, hc, "PATCH", "/vm", `{"state": "Paused"}`); code != http.StatusNoContent || !vm.paused {
+		t.Fatalf("PATCH /vm Paused = %d %s, paused %v", code, body, vm.paused)
+	}
+	if code, body := do(t, hc, "GET", "/vm", ""); code != 200 || !strings.Contains(body, `"Paused"`) {
+		t.Errorf("GET /vm = %d %s, want Paused", code, body)
+	}
+	code, body := do(t, hc, "PUT", "/snapshot/create", `{"dir": "/snap/a", "snapshot_type": "Diff"}`)
+	if code != 200 || vm.snapDir != "/snap/a" || !vm.snapDiff || !strings.Contains(body, `"memory_bytes":1048576`) {
+		t.Errorf("PUT /snapshot/create = %d %s (dir %q diff %v)", code, body, vm.snapDir, vm.snapDiff)
+	}
+	if code, body := do(t, hc, "PATCH", "/vm", `{"state": "Resumed"}`); code != http.StatusNoContent || vm.paused {
+		t.Errorf("PATCH /vm Resumed = %d %s, paused %v", code, body, vm.paused)
+	}
+	for _, bad := range []string{`{"state": "Stopped"}`, `{"state": "Paused", "x": 1}`, `nope`} {
+		if code, body := do(t, hc, "PATCH", "/vm", bad); code != 400 || !strings.Contains(body, "fault_message") {
+			t.Errorf("PATCH /vm %s = %d %s, want 400", bad, code, body)
+		}
+	}
+	if code, _ := do(t, hc, "PUT", "/snapshot/create", `{"dir": "/s", "snapshot_type": "Partial"}`); code != 400 {
+		t.Errorf("snapshot_type Partial = %d, want 400", code)
 	}
 }

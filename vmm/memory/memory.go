@@ -8,6 +8,8 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 
 	"github.com/ternvm/tern/boot"
 	"golang.org/x/sys/unix"
@@ -45,6 +47,8 @@ type Options struct {
 type Memory struct {
 	regions []Region
 	size    uint64
+	file    os.FileInfo // the file RAM is mapped from (FromFile), or nil
+	dirty   atomic.Pointer[hostDirty]
 }
 
 // Layout returns the RAM regions (address, size) of a guest with size bytes
@@ -106,6 +110,7 @@ func (m *Memory) Slice(gpa, length uint64) ([]byte, error) {
 		r := &m.regions[i]
 		if gpa >= r.GPA && gpa-r.GPA <= r.Size && length <= r.Size-(gpa-r.GPA) {
 			off := gpa - r.GPA
+			m.markHost(i, gpa, length)
 			return r.mem[off : off+length : off+length], nil
 		}
 	}

@@ -49,4 +49,67 @@ rc=$?
 grep -m1 "first KVM_RUN" "$OUT/bench.err" | sed 's/^/BENCH log: /'
 grep -m1 "boot-time" "$OUT/bench.err" | sed 's/^/BENCH log: /'
 stop_tern
-exit $rc
+[ "$rc" = 0 ] || exit "$rc"
+
+# Snapshot and restore of an idle guest of each size: snapshot create time
+# and sizes, restore latency (tern's "first KVM_RUN after restore", from
+# the restoring process's start), and a plain copy of the memory file and a
+# read of it as the reference.
+snapshot_bench() {
+	size=$1
+	dir="$OUT/snap-$size"
+	sock="$OUT/api-$size.sock"
+	"$TERN" run --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory "$size" --api-socket "$sock" \
+		--cmdline "$GUEST_CMDLINE tern.action=sleep" </dev/null >"$OUT/src-$size.out" 2>"$OUT/src-$size.err" &
+	pid=$!
+	waited=0
+	until grep -q boot-time "$OUT/src-$size.err"; do
+		if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
+			echo "BENCH-ERROR $size guest did not boot; its log:"
+			cat "$OUT/src-$size.err"
+			stop_tern
+			return 1
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	sleep 2
+	if ! "$TERN" snapshot create --api-socket "$sock" --dir "$dir" >"$OUT/create-$size.txt" 2>&1; then
+		echo "BENCH-ERROR snapshot create of the $size guest failed:"
+		cat "$OUT/create-$size.txt"
+		stop_tern
+		return 1
+	fi
+	stop_tern
+	took=$(sed -n 's/.*took \([0-9.]*\) ms.*/\1/p' "$OUT/create-$size.txt")
+	stored=$(sed -n 's/.*memory \([0-9]*\) of.*/\1/p' "$OUT/create-$size.txt")
+	state=$(sed -n 's/.*vmstate \([0-9]*\) bytes.*/\1/p' "$OUT/create-$size.txt")
+	disk=$(du -k "$dir/memory" | cut -f1)
+	echo "BENCH snapshot-$size create-ms=$took vmstate-bytes=$state memory-stored-bytes=$stored memory-file-disk-kib=$disk"
+	t0=$(date +%s%N)
+	cp "$dir/memory" "$OUT/memory-copy"
+	t1=$(date +%s%N)
+	rm -f "$OUT/memory-copy"
+	echo "BENCH snapshot-$size reference: cp of the memory file $(((t1 - t0) / 1000000)) ms"
+	"$TERN" snapshot restore --dir "$dir" --console "$OUT/restore-$size.out" </dev/null 2>"$OUT/restore-$size.err" &
+	pid=$!
+	waited=0
+	until grep -q "restore latency" "$OUT/restore-$size.err"; do
+		if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 60 ]; then
+			echo "BENCH-ERROR restore of the $size guest did not start its vCPUs; its log:"
+			cat "$OUT/restore-$size.err"
+			stop_tern
+			return 1
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	sleep 1
+	stop_tern
+	lat=$(sed -n 's/.*since_request=\([^ ]*\).*/\1/p' "$OUT/restore-$size.err" | head -n 1)
+	echo "BENCH snapshot-$size restore-latency=$lat (process start to first KVM_RUN)"
+	rm -rf "$dir"
+}
+snapshot_bench 256M || exit 1
+snapshot_bench 2G || exit 1
+exit 0

@@ -1,0 +1,391 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/vmm/memory"
+)
+
+// RestoreOptions say where a snapshot is and what of the host it may use
+// differently from the host it was taken on.
+type RestoreOptions struct {
+	// Dir holds SnapshotStateFile and SnapshotMemoryFile.
+	Dir string
+	// DiskPaths maps a disk image path recorded in the snapshot to the
+	// image to use instead (the same disk, copied or moved).
+	DiskPaths map[string]string
+	// TAPs maps a TAP name recorded in the snapshot to the one to use.
+	TAPs map[string]string
+	// VsockSocket, if set, replaces the vsock device's Unix socket path.
+	VsockSocket string
+	// TrackDirtyPages turns dirty page tracking on even if the snapshot's
+	// VM did not have it, so the restored VM can take diff snapshots
+	// (relative to this snapshot).
+	TrackDirtyPages bool
+
+	Console      io.Writer
+	ConsoleInput io.Reader
+	KVMPath      string
+	Logger       logrus.FieldLogger
+	// Started is when the restore was asked for; restore latency is
+	// measured from it. Zero means when Restore ran.
+	Started time.Time
+}
+
+// restoredState is what the vCPUs of a restored VM start from.
+type restoredState struct {
+	vcpus     []vcpuState
+	advanceNS int64 // host time since the snapshot, added to the guest's TSC
+}
+
+// loadedSnapshot is a snapshot read and checked, before anything is built.
+type loadedSnapshot struct {
+	cfg     snapshotConfig
+	vm      vmState
+	vcpus   []vcpuState
+	devices map[string]deviceState
+	memory  snapshot.MemoryInfo
+	memPath string
+}
+
+// ErrBadSnapshot is wrapped by errors about a snapshot's content.
+var ErrBadSnapshot = errors.New("unusable snapshot")
+
+// readSnapshot reads and checks everything in dir that can be checked
+// without KVM. Nothing is created or changed.
+func readSnapshot(dir string) (*loadedSnapshot, error) {
+	sections, err := snapshot.ReadStateFile(filepath.Join(dir, SnapshotStateFile))
+	if err != nil {
+		return nil, err
+	}
+	st, err := snapshot.NewState(sections)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	ls := &loadedSnapshot{devices: map[string]deviceState{}, memPath: filepath.Join(dir, SnapshotMemoryFile)}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, dir, fmt.Sprintf(format, a...))
+	}
+	if err := st.GetJSON("config", &ls.cfg); err != nil {
+		return nil, bad("%v", err)
+	}
+	if err := st.GetJSON("vm", &ls.vm); err != nil {
+		return nil, bad("%v", err)
+	}
+	if err := st.GetJSON("memory", &ls.memory); err != nil {
+		return nil, bad("%v", err)
+	}
+	if err := ls.memory.Validate(); err != nil {
+		return nil, bad("memory: %v", err)
+	}
+	if ls.memory.Kind != "full" {
+		return nil, bad("this is a %s snapshot: merge it onto its full snapshot first (tern snapshot merge)", ls.memory.Kind)
+	}
+	if ls.cfg.CPUs < 1 || ls.cfg.CPUs > boot.MaxVCPUs {
+		return nil, bad("%d vCPUs", ls.cfg.CPUs)
+	}
+	if ls.memory.TotalBytes() != ls.cfg.MemoryBytes {
+		return nil, bad("memory section describes %d bytes, the configuration %d", ls.memory.TotalBytes(), ls.cfg.MemoryBytes)
+	}
+	want := memory.Layout(ls.cfg.MemoryBytes)
+	if len(want) != len(ls.memory.Regions) {
+		return nil, bad("memory has %d regions, a guest of this size has %d", len(ls.memory.Regions), len(want))
+	}
+	for i, r := range ls.memory.Regions {
+		if r.GPA != want[i][0] || r.Size != want[i][1] {
+			return nil, bad("memory region %d is [%#x,+%#x), expected [%#x,+%#x)", i, r.GPA, r.Size, want[i][0], want[i][1])
+		}
+	}
+	vcpus := st.Names("vcpu/")
+	if len(vcpus) != ls.cfg.CPUs {
+		return nil, bad("%d vCPU sections for %d vCPUs", len(vcpus), ls.cfg.CPUs)
+	}
+	for i := range ls.cfg.CPUs {
+		var vs vcpuState
+		if err := st.GetJSON(fmt.Sprintf("vcpu/%d", i), &vs); err != nil {
+			return nil, bad("%v", err)
+		}
+		if vs.ID != i {
+			return nil, bad("section vcpu/%d holds vCPU %d", i, vs.ID)
+		}
+		ls.vcpus = append(ls.vcpus, vs)
+	}
+	for _, name := range st.Names("device/") {
+		var ds deviceState
+		if err := st.GetJSON(name, &ds); err != nil {
+			return nil, bad("%v", err)
+		}
+		if "device/"+ds.Name != name {
+			return nil, bad("section %s holds device %q", name, ds.Name)
+		}
+		ls.devices[ds.Name] = ds
+	}
+	if err := snapshot.CheckMemoryFile(ls.memPath, ls.memory); err != nil {
+		return nil, bad("%v", err)
+	}
+	return ls, nil
+}
+
+// config rebuilds the VM's Config with the host overrides applied.
+func (ls *loadedSnapshot) config(opts RestoreOptions) (Config, error) {
+	c := ls.cfg
+	cfg := Config{
+		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
+		RNG: c.RNG, Balloon: c.Balloon,
+		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
+		Logger: opts.Logger, Started: opts.Started,
+	}
+	used := map[string]bool{}
+	for _, d := range c.Disks {
+		if p, ok := opts.DiskPaths[d.Path]; ok {
+			used[d.Path] = true
+			d.Path = p
+		}
+		cfg.Disks = append(cfg.Disks, d)
+	}
+	for old := range opts.DiskPaths {
+		if !used[old] {
+			return cfg, fmt.Errorf("%w: disk override %s: the snapshot has no disk with that path (it has %s)", ErrInvalidConfig, old, diskPaths(c.Disks))
+		}
+	}
+	usedTAP := map[string]bool{}
+	for _, n := range c.Nets {
+		if t, ok := opts.TAPs[n.TAP]; ok {
+			usedTAP[n.TAP] = true
+			n.TAP = t
+		}
+		cfg.Nets = append(cfg.Nets, n)
+	}
+	for old := range opts.TAPs {
+		if !usedTAP[old] {
+			return cfg, fmt.Errorf("%w: TAP override %s: the snapshot has no network on that TAP", ErrInvalidConfig, old)
+		}
+	}
+	if c.Vsock != nil {
+		vs := *c.Vsock
+		if opts.VsockSocket != "" {
+			vs.SocketPath = opts.VsockSocket
+		}
+		cfg.Vsock = &vs
+	} else if opts.VsockSocket != "" {
+		return cfg, fmt.Errorf("%w: vsock socket override: the snapshot has no vsock device", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validateDevices(); err != nil {
+		return cfg, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return cfg, nil
+}
+
+func diskPaths(ds []DiskConfig) string {
+	var ps []string
+	for _, d := range ds {
+		ps = append(ps, d.Path)
+	}
+	if len(ps) == 0 {
+		return "no disks"
+	}
+	return strings.Join(ps, ", ")
+}
+
+// Restore rebuilds a VM from the snapshot in opts.Dir. Guest memory is
+// mapped from the snapshot's memory file (privately: pages load when the
+// guest first touches them, and the file never changes). Everything that
+// can be checked (the files, the host overrides, this host's CPU and KVM
+// against the snapshot's) is checked before any vCPU exists. Run resumes
+// the guest where it stopped.
+func Restore(opts RestoreOptions) (_ *VM, err error) {
+	if opts.Started.IsZero() {
+		opts.Started = time.Now()
+	}
+	ls, err := readSnapshot(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ls.config(opts)
+	if err != nil {
+		return nil, err
+	}
+	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			v.Close()
+		}
+	}()
+	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
+		return nil, err
+	}
+	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
+		return nil, fmt.Errorf("get supported CPUID: %w", err)
+	}
+	for _, vs := range ls.vcpus {
+		if err := checkCPUID(v.cpuid, vs.CPUID); err != nil {
+			return nil, fmt.Errorf("cannot restore on this host: vCPU %d: %w", vs.ID, err)
+		}
+	}
+	if err := v.createVM(); err != nil {
+		return nil, err
+	}
+	if v.mem, err = memory.FromFile(ls.memPath, cfg.MemoryBytes); err != nil {
+		return nil, err
+	}
+	v.dirtyLog = ls.cfg.TrackDirtyPages || opts.TrackDirtyPages
+	if err := v.registerMemory(); err != nil {
+		return nil, err
+	}
+	if v.plat, err = newPlatform(v); err != nil {
+		return nil, err
+	}
+	if err := v.restoreVMState(ls.vm); err != nil {
+		return nil, err
+	}
+	if err := v.plat.restoreDevices(ls.devices); err != nil {
+		return nil, err
+	}
+	advance := time.Now().UnixNano() - ls.vm.SavedAt
+	v.restored = &restoredState{vcpus: ls.vcpus, advanceNS: max(advance, 0)}
+	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(advance).Round(time.Millisecond).String()}).Info("snapshot loaded")
+	return v, nil
+}
+
+// restoreVMState loads the interrupt controllers, the PIT, kvmclock and the
+// legacy devices. kvmclock moves on by the time since the snapshot, so the
+// guest's wall clock is right when it resumes.
+func (v *VM) restoreVMState(st vmState) error {
+	for _, c := range []kvm.IRQChip{st.PICMaster, st.PICSlave, st.IOAPIC} {
+		if err := v.vm.SetIRQChip(c); err != nil {
+			return fmt.Errorf("restore interrupt controller %d: %w", c.ChipID, err)
+		}
+	}
+	if err := v.vm.SetPIT2(st.PIT); err != nil {
+		return fmt.Errorf("restore PIT: %w", err)
+	}
+	clock := kvm.ClockData{Clock: st.Clock.Clock}
+	if d := time.Now().UnixNano() - st.SavedAt; d > 0 {
+		clock.Clock += uint64(d)
+	}
+	if err := v.vm.SetClock(clock); err != nil {
+		return fmt.Errorf("restore kvmclock: %w", err)
+	}
+	if err := v.plat.serial.SetState(st.Serial); err != nil {
+		return fmt.Errorf("restore serial port: %w", err)
+	}
+	if err := v.plat.rtc.SetState(st.RTC); err != nil {
+		return fmt.Errorf("restore RTC: %w", err)
+	}
+	return nil
+}
+
+// restoreDevices gives each virtio device its saved state. The devices were
+// created from the same configuration in the same order, so each must sit
+// at the address and interrupt line it had.
+func (p *platform) restoreDevices(saved map[string]deviceState) error {
+	if len(saved) != len(p.virtio) {
+		return fmt.Errorf("%w: the snapshot has %d virtio devices, its configuration makes %d", ErrBadSnapshot, len(saved), len(p.virtio))
+	}
+	for _, s := range p.virtio {
+		ds, ok := saved[s.name]
+		if !ok {
+			return fmt.Errorf("%w: no saved state for device %s", ErrBadSnapshot, s.name)
+		}
+		if ds.Addr != s.addr || ds.GSI != s.gsi {
+			return fmt.Errorf("%w: device %s was at %#x IRQ %d, is now at %#x IRQ %d", ErrBadSnapshot, s.name, ds.Addr, ds.GSI, s.addr, s.gsi)
+		}
+		if err := setDeviceState(s.transport.Device(), ds.Device); err != nil {
+			return fmt.Errorf("restore device %s: %w", s.name, err)
+		}
+		if err := s.transport.Restore(ds.Transport); err != nil {
+			return fmt.Errorf("restore device %s: %w", s.name, err)
+		}
+		s.transport.Kick()
+	}
+	return nil
+}
+
+// cpuidFeatureWords are the CPUID outputs that hold feature flags a guest
+// may have started using; each bit the guest saw must exist here.
+var cpuidFeatureWords = []struct {
+	function, index uint32
+	reg             string
+	dynamic         uint32 // bits KVM or tern set whatever the host has
+}{
+	{1, 0, "ecx", 1<<27 | 1<<31 | 1<<24}, // OSXSAVE mirrors CR4; hypervisor and TSC deadline are tern's
+	{1, 0, "edx", 1 << 28},               // HTT: tern's topology for several vCPUs
+	{7, 0, "ebx", 0},
+	{7, 0, "ecx", 1 << 4}, // OSPKE mirrors CR4
+	{7, 0, "edx", 0},
+	{0xd, 1, "eax", 0},
+	{0x80000001, 0, "ecx", 1 << 1}, // CmpLegacy: tern's topology
+	{0x80000001, 0, "edx", 0},
+}
+
+// checkCPUID reports what the snapshot's guest CPU has that this host's KVM
+// does not offer: a different vendor, or feature flags it lacks.
+func checkCPUID(host, guest []kvm.CPUIDEntry2) error {
+	find := func(es []kvm.CPUIDEntry2, fn, idx uint32) (kvm.CPUIDEntry2, bool) {
+		for _, e := range es {
+			if e.Function == fn && (e.Index == idx || e.Flags&kvm.CPUIDFlagSignificantIndex == 0) {
+				return e, true
+			}
+		}
+		return kvm.CPUIDEntry2{}, false
+	}
+	reg := func(e kvm.CPUIDEntry2, r string) uint32 {
+		switch r {
+		case "eax":
+			return e.EAX
+		case "ebx":
+			return e.EBX
+		case "ecx":
+			return e.ECX
+		}
+		return e.EDX
+	}
+	h0, ok1 := find(host, 0, 0)
+	g0, ok2 := find(guest, 0, 0)
+	if ok1 && ok2 && (h0.EBX != g0.EBX || h0.ECX != g0.ECX || h0.EDX != g0.EDX) {
+		return fmt.Errorf("CPU vendor differs: snapshot %q, this host %q", vendor(g0), vendor(h0))
+	}
+	var missing []string
+	for _, w := range cpuidFeatureWords {
+		g, ok := find(guest, w.function, w.index)
+		if !ok {
+			continue
+		}
+		h, _ := find(host, w.function, w.index)
+		if lack := reg(g, w.reg) &^ reg(h, w.reg) &^ w.dynamic; lack != 0 {
+			missing = append(missing, fmt.Sprintf("leaf %#x.%d %s bits %s", w.function, w.index, strings.ToUpper(w.reg), bitList(lack)))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("this host's CPU (as KVM offers it) lacks features the snapshot's guest uses: %s", strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+func vendor(e kvm.CPUIDEntry2) string {
+	b := make([]byte, 0, 12)
+	for _, r := range []uint32{e.EBX, e.EDX, e.ECX} {
+		b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
+	}
+	return string(b)
+}
+
+func bitList(x uint32) string {
+	var bits []string
+	for b := range 32 {
+		if x&(1<<b) != 0 {
+			bits = append(bits, fmt.Sprint(b))
+		}
+	}
+	return strings.Join(bits, ",")
+}

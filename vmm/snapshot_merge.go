@@ -1,0 +1,97 @@
+package vmm
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/vmm/api"
+)
+
+// CreateSnapshot is Snapshot in the API's terms.
+func (v *VM) CreateSnapshot(dir string, diff bool) (api.Snapshot, error) {
+	res, err := v.Snapshot(SnapshotOptions{Dir: dir, Diff: diff})
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+	kind := "Full"
+	if diff {
+		kind = "Diff"
+	}
+	return api.Snapshot{
+		Dir: dir, Type: kind, StateBytes: res.StateBytes, MemoryBytes: res.MemoryBytes,
+		MemoryStoredBytes: res.Memory.StoredBytes, TookMicros: res.Took.Microseconds(),
+	}, nil
+}
+
+// MergeSnapshot applies the diff snapshot in diffDir onto the full snapshot
+// in baseDir, the one it follows: the diff's pages go into the base memory
+// file and the diff's state file (marked full) replaces the base's. baseDir
+// then holds a full snapshot of the guest as it was at the diff.
+func MergeSnapshot(baseDir, diffDir string) error {
+	baseState := filepath.Join(baseDir, SnapshotStateFile)
+	diffState := filepath.Join(diffDir, SnapshotStateFile)
+	base, err := readInfo(baseState)
+	if err != nil {
+		return err
+	}
+	diffSections, err := snapshot.ReadStateFile(diffState)
+	if err != nil {
+		return err
+	}
+	diff, err := snapshot.NewState(diffSections)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	var info snapshot.MemoryInfo
+	if err := diff.GetJSON("memory", &info); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBadSnapshot, diffDir, err)
+	}
+	if err := info.Validate(); err != nil {
+		return fmt.Errorf("%w: %s: memory: %w", ErrBadSnapshot, diffDir, err)
+	}
+	switch {
+	case base.Kind != "full":
+		return fmt.Errorf("merge: %s is a %s snapshot; the base must be full", baseDir, base.Kind)
+	case info.Kind != "diff":
+		return fmt.Errorf("merge: %s is a %s snapshot, not a diff", diffDir, info.Kind)
+	case info.TotalBytes() != base.TotalBytes() || len(info.Regions) != len(base.Regions):
+		return fmt.Errorf("merge: %s is of a guest with %d bytes of RAM, %s of one with %d", diffDir, info.TotalBytes(), baseDir, base.TotalBytes())
+	}
+	baseMem := filepath.Join(baseDir, SnapshotMemoryFile)
+	diffMem := filepath.Join(diffDir, SnapshotMemoryFile)
+	if err := snapshot.CheckMemoryFile(baseMem, base); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	if err := snapshot.CheckMemoryFile(diffMem, info); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	if err := snapshot.MergeDiff(baseMem, diffMem, info); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	merged := snapshot.MemoryInfo{Kind: "full", PageSize: info.PageSize, Regions: info.Regions, Stats: base.Stats}
+	if err := diff.PutJSON("memory", merged); err != nil {
+		return err
+	}
+	return snapshot.WriteStateFile(baseState, diff.Sections())
+}
+
+// readInfo reads the memory section of a state file.
+func readInfo(path string) (snapshot.MemoryInfo, error) {
+	var info snapshot.MemoryInfo
+	sections, err := snapshot.ReadStateFile(path)
+	if err != nil {
+		return info, err
+	}
+	st, err := snapshot.NewState(sections)
+	if err != nil {
+		return info, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	if err := st.GetJSON("memory", &info); err != nil {
+		return info, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, path, err)
+	}
+	if err := info.Validate(); err != nil {
+		return info, fmt.Errorf("%w: %s: memory: %w", ErrBadSnapshot, path, err)
+	}
+	return info, nil
+}
