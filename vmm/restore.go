@@ -44,7 +44,8 @@ type RestoreOptions struct {
 // restoredState is what the vCPUs of a restored VM start from.
 type restoredState struct {
 	vcpus     []vcpuState
-	advanceNS int64 // host time since the snapshot, added to the guest's TSC
+	advanceNS int64     // host time since the snapshot, added to the guest's TSC
+	called    time.Time // when Restore was called
 }
 
 // loadedSnapshot is a snapshot read and checked, before anything is built.
@@ -204,8 +205,9 @@ func diskPaths(ds []DiskConfig) string {
 // against the snapshot's) is checked before any vCPU exists. Run resumes
 // the guest where it stopped.
 func Restore(opts RestoreOptions) (_ *VM, err error) {
+	called := time.Now()
 	if opts.Started.IsZero() {
-		opts.Started = time.Now()
+		opts.Started = called
 	}
 	ls, err := readSnapshot(opts.Dir)
 	if err != nil {
@@ -252,7 +254,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		return nil, err
 	}
 	advance := time.Now().UnixNano() - ls.vm.SavedAt
-	v.restored = &restoredState{vcpus: ls.vcpus, advanceNS: max(advance, 0)}
+	v.restored = &restoredState{vcpus: ls.vcpus, advanceNS: max(advance, 0), called: called}
 	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(advance).Round(time.Millisecond).String()}).Info("snapshot loaded")
 	return v, nil
 }

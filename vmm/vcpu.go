@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot"
@@ -266,7 +267,9 @@ func (c *vcpu) loop() error {
 		if c.id == 0 {
 			v.plat.firstRun.Do(func() {
 				if v.restored != nil {
-					v.log.WithField("since_request", v.since().String()).Info("first KVM_RUN after restore (restore latency)")
+					v.log.WithFields(logrus.Fields{
+						"since_request": v.since().String(), "since_restore_call": time.Since(v.restored.called).String(),
+					}).Info("first KVM_RUN after restore (restore latency)")
 					return
 				}
 				v.log.WithField("since_start", v.since().String()).Info("first KVM_RUN")
