@@ -48,6 +48,7 @@ bench: deps
 # A short run of each fuzz target, seeds first.
 fuzz-seeds:
 	$(GO) test -run '^$$' -fuzz FuzzDecompressLZ4Legacy -fuzztime 20s ./test/fixture/
+	$(GO) test -run '^$$' -fuzz FuzzReadState -fuzztime 20s ./migrate/snapshot/
 
 clean:
 	rm -rf bin
