@@ -10,6 +10,9 @@ import (
 // not running (not started yet, or stopped).
 var ErrNotRunning = errors.New("the VM is not running")
 
+// pauseTimeout bounds how long Pause waits for the vCPUs to stop.
+const pauseTimeout = 10 * time.Second
+
 // ErrNotPaused is returned by requests that need a paused VM.
 var ErrNotPaused = errors.New("the VM is not paused (pause it first)")
 
@@ -49,13 +52,22 @@ func (v *VM) Pause() error {
 	for _, c := range cs {
 		c.kick()
 	}
-	for range cs {
+	// A vCPU leaves KVM_RUN within microseconds of its kick; one that
+	// does not answer in seconds is stuck outside it (its thread ended,
+	// or a device access it is in never returns).
+	deadline := time.NewTimer(pauseTimeout)
+	defer deadline.Stop()
+	for n := range cs {
 		select {
 		case <-parked:
 		case <-v.stopped:
 			v.pausing.Store(false)
-			close(v.life.resume)
+			close(resume)
 			return fmt.Errorf("pause: %w", ErrNotRunning)
+		case <-deadline.C:
+			v.pausing.Store(false)
+			close(resume) // the parked ones run on
+			return fmt.Errorf("pause: only %d of %d vCPUs stopped within %v", n, len(cs), pauseTimeout)
 		}
 	}
 	v.plat.pauseDevices()
