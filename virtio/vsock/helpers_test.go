@@ -169,6 +169,14 @@ func startGuest(t *testing.T) *guest {
 // activates the device, as a driver does before DRIVER_OK.
 func (g *guest) activate() {
 	g.t.Helper()
+	g.layout()
+	g.start()
+}
+
+// layout lays out the queues and posts rx and event buffers without
+// activating the device.
+func (g *guest) layout() {
+	g.t.Helper()
 	g.mem = virtqtest.NewMemory(0, memSize)
 	g.rx = virtqtest.Layout(g.mem, queueSize, rxRingBase)
 	g.tx = virtqtest.Layout(g.mem, queueSize, txRingBase)
@@ -195,6 +203,11 @@ func (g *guest) activate() {
 		g.ev.Chain(i, virtqtest.Seg{Addr: evBufBase + uint64(i)*8, Len: 8, Write: true})
 		g.ev.Publish(i)
 	}
+}
+
+// start activates the device on the rings activate laid out.
+func (g *guest) start() {
+	g.t.Helper()
 	g.irq = &fakeIRQ{}
 	if err := g.dev.Activate(g.mem, g.queues, g.irq, virtio.FeatureVersion1); err != nil {
 		g.t.Fatalf("Activate: %v", err)

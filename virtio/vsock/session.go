@@ -68,6 +68,14 @@ func startSession(cfg sessionConfig) *session {
 		nextPort:   firstHostPort,
 		resetEvent: cfg.resetEvent,
 	}
+	if s.resetEvent {
+		// The driver is not running yet (a restore or resume activates
+		// devices before vCPUs): whatever its transmit queue holds
+		// belongs to connections the reset event ends. Serving a
+		// request from it would connect a host end whose guest end the
+		// reset then kills, leaving the host end open for good.
+		s.discardTx()
+	}
 	s.wg.Add(2)
 	go s.muxer()
 	go s.acceptLoop()
@@ -212,6 +220,21 @@ func (s *session) fillRx() (used bool, err error) {
 	}
 	s.wake()
 	return used, nil
+}
+
+// discardTx returns every chain waiting in the transmit queue unread. An
+// error leaves the rest for the muxer, which reports it.
+func (s *session) discardTx() {
+	q, mem := s.cfg.tx, s.cfg.mem
+	for range q.Size() {
+		c, err := q.Pop(mem)
+		if err != nil || c == nil {
+			return
+		}
+		if err := q.AddUsed(mem, c.Head, 0); err != nil {
+			return
+		}
+	}
 }
 
 // fillEvent posts a pending transport reset event.
