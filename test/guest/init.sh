@@ -186,6 +186,67 @@ net-guest)
 	guest_agent net-serve serve tcp ":$(tern_param port)"
 	poweroff -f
 	;;
+counter)
+	# Work in flight for the snapshot scenario, until the host says stop:
+	# a counter printed every second as "counter=N date=..." and appended
+	# (then synced) to counter.log on the ext4 data disk /dev/vda; one TCP
+	# connection to tern.peer:tern.port that numbered lines go out on and
+	# the host's "stop" comes in on (agent hold-dial); a vsock connection
+	# to the host's port tern.vsock-dial, dialled again when it breaks (a
+	# restore resets vsock connections); and vsock port tern.vsock-serve
+	# echoing what the host sends, one connection after another.
+	mkdir -p /mnt
+	mount -t ext4 /dev/vda /mnt || echo "TERN-GUEST error=mount-data-disk"
+	dev=
+	for d in /sys/class/net/*; do
+		[ -e "$d/device" ] && dev=${d##*/} && break
+	done
+	ip link set "$dev" up
+	ip addr add "$(tern_param ip)" dev "$dev"
+	tries=0
+	until ping -c 1 -W 1 "$(tern_param peer)" >/dev/null 2>&1 || [ "$tries" -ge 40 ]; do
+		tries=$((tries + 1))
+		sleep 1
+	done
+	echo "TERN-GUEST counter-ping-tries=$tries"
+	(
+		while :; do
+			AGENT_TIMEOUT=10m /agent serve vsock "$(tern_param vsock-serve)" >/tmp/vserve.kv 2>/tmp/vserve.err
+			echo "TERN-GUEST vsock-serve-rc=$?"
+			sed "s/^/TERN-GUEST vsock-serve-/" /tmp/vserve.kv
+			sed "s/^/TERN-GUEST vsock-serve-error=/" /tmp/vserve.err
+		done
+	) &
+	(
+		/agent hold-dial vsock "2:$(tern_param vsock-dial)" 2>&1
+		echo "rc=$?"
+	) | while read -r l; do echo "TERN-GUEST vsock-$l"; done &
+	(
+		n=0
+		while [ ! -e /tmp/stop ]; do
+			n=$((n + 1))
+			echo "TERN-GUEST counter=$n date=$(date +%s)"
+			echo "$n" >>/mnt/counter.log
+			sync
+			sleep 1
+		done
+		echo "TERN-GUEST counter-last=$n"
+	) &
+	counter_pid=$!
+	# Until the host sends "stop" on the TCP connection.
+	(
+		/agent hold-dial tcp "$(tern_param peer):$(tern_param port)" 2>&1
+		echo "rc=$?"
+	) | while read -r l; do echo "TERN-GUEST tcp-$l"; done
+	touch /tmp/stop
+	wait "$counter_pid"
+	sync
+	umount /mnt && echo "TERN-GUEST counter-stopped=yes"
+	alarms='soft lockup|rcu.*stall|hung_task'
+	echo "TERN-GUEST dmesg-alarms=$(dmesg | grep -ciE "$alarms")"
+	dmesg | grep -iE "$alarms" | sed "s/^/TERN-GUEST dmesg-alarm: /"
+	poweroff -f
+	;;
 *)
 	poweroff -f
 	;;

@@ -17,9 +17,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"boot-done": {help: "tell the monitor's boot timer that userspace is up", run: bootDone},
-	"serve":     {help: "serve tcp|unix|vsock ADDRESS: accept one stream, echo it, print its size and sha256", run: serveCmd},
-	"send":      {help: "send tcp|unix|vsock|tern-vsock ADDRESS BYTES: send data, half-close, print sha256 of sent and echoed", run: sendCmd},
+	"boot-done":  {help: "tell the monitor's boot timer that userspace is up", run: bootDone},
+	"serve":      {help: "serve tcp|unix|vsock ADDRESS: accept one stream, echo it, print its size and sha256", run: serveCmd},
+	"mktap":      {help: "mktap NAME: create a persistent TAP interface (as ip tuntap add does)", run: mkTAP},
+	"send":       {help: "send tcp|unix|vsock|tern-vsock ADDRESS BYTES: send data, half-close, print sha256 of sent and echoed", run: sendCmd},
+	"hold-dial":  {help: "hold-dial tcp|unix|vsock ADDRESS: keep one connection, a numbered line a second, re-dial when it breaks, end on a stop line", run: holdDialCmd},
+	"hold-serve": {help: "hold-serve tcp|unix|vsock ADDRESS [COMMANDS]: record numbered lines per connection, send COMMANDS' lines; summary on SIGTERM or once COMMANDS and the connections ended", run: holdServeCmd},
 }
 
 func main() {

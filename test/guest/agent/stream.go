@@ -36,10 +36,10 @@ const defaultTimeout = 100 * time.Second
 var payloadSeed = [32]byte{'t', 'e', 'r', 'n', '-', 'e', '2', 'e'}
 
 // exitAfterTimeout ends the process with an error once the command has run
-// longer than $AGENT_TIMEOUT (a Go duration) or defaultTimeout: a blocked
-// accept, connect or read cannot otherwise be bounded across every kind.
-func exitAfterTimeout(what string) (deadline time.Time, err error) {
-	d := defaultTimeout
+// longer than $AGENT_TIMEOUT (a Go duration) or def: a blocked accept,
+// connect or read cannot otherwise be bounded across every kind.
+func exitAfterTimeout(what string, def time.Duration) (deadline time.Time, err error) {
+	d := def
 	if s := os.Getenv("AGENT_TIMEOUT"); s != "" {
 		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
 			return time.Time{}, fmt.Errorf("AGENT_TIMEOUT=%q: want a positive duration like 90s", s)
@@ -57,7 +57,7 @@ func serveCmd(args []string) error {
 	if len(args) != 2 {
 		return errors.New("want NETWORK ADDRESS (tcp HOST:PORT, unix PATH, vsock PORT)")
 	}
-	if _, err := exitAfterTimeout("serve"); err != nil {
+	if _, err := exitAfterTimeout("serve", defaultTimeout); err != nil {
 		return err
 	}
 	ln, err := listen(args[0], args[1])
@@ -94,7 +94,7 @@ func sendCmd(args []string) error {
 	if err != nil || size < 0 {
 		return fmt.Errorf("BYTES %q: want a non-negative number", args[2])
 	}
-	deadline, err := exitAfterTimeout("send")
+	deadline, err := exitAfterTimeout("send", defaultTimeout)
 	if err != nil {
 		return err
 	}
