@@ -209,6 +209,11 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if opts.Started.IsZero() {
 		opts.Started = called
 	}
+	// Where restore latency goes, for the log.
+	var phases []string
+	mark := func(name string) {
+		phases = append(phases, name+"="+time.Since(called).Round(time.Microsecond).String())
+	}
 	ls, err := readSnapshot(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -223,6 +228,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 			v.Close()
 		}
 	}()
+	mark("read")
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
 	}
@@ -237,6 +243,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err := v.createVM(); err != nil {
 		return nil, err
 	}
+	mark("vm")
 	if v.mem, err = memory.FromFile(ls.memPath, cfg.MemoryBytes); err != nil {
 		return nil, err
 	}
@@ -244,6 +251,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err := v.registerMemory(); err != nil {
 		return nil, err
 	}
+	mark("memory")
 	if v.plat, err = newPlatform(v); err != nil {
 		return nil, err
 	}
@@ -253,9 +261,11 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err := v.plat.restoreDevices(ls.devices); err != nil {
 		return nil, err
 	}
+	mark("devices")
 	advance := time.Now().UnixNano() - ls.vm.SavedAt
 	v.restored = &restoredState{vcpus: ls.vcpus, advanceNS: max(advance, 0), called: called}
-	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(advance).Round(time.Millisecond).String()}).Info("snapshot loaded")
+	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(advance).Round(time.Millisecond).String()}).
+		WithField("done-at", strings.Join(phases, ",")).Info("snapshot loaded")
 	return v, nil
 }
 
@@ -263,7 +273,11 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 // legacy devices. kvmclock moves on by the time since the snapshot, so the
 // guest's wall clock is right when it resumes.
 func (v *VM) restoreVMState(st vmState) error {
-	for _, c := range []kvm.IRQChip{st.PICMaster, st.PICSlave, st.IOAPIC} {
+	for _, saved := range []irqChipState{st.PICMaster, st.PICSlave, st.IOAPIC} {
+		c, err := saved.kvm()
+		if err != nil {
+			return err
+		}
 		if err := v.vm.SetIRQChip(c); err != nil {
 			return fmt.Errorf("restore interrupt controller %d: %w", c.ChipID, err)
 		}

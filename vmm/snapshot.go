@@ -46,12 +46,31 @@ type vmState struct {
 	// was read; a restore moves the guest's clocks on by the time since.
 	SavedAt   int64
 	Clock     kvm.ClockData
-	PICMaster kvm.IRQChip
-	PICSlave  kvm.IRQChip
-	IOAPIC    kvm.IRQChip
+	PICMaster irqChipState
+	PICSlave  irqChipState
+	IOAPIC    irqChipState
 	PIT       kvm.PITState2
 	Serial    devices.SerialState
 	RTC       devices.RTCState
+}
+
+// irqChipState is struct kvm_irqchip with its state union as bytes.
+type irqChipState struct {
+	ChipID uint32
+	Chip   []byte
+}
+
+func irqChipStateOf(c kvm.IRQChip) irqChipState {
+	return irqChipState{ChipID: c.ChipID, Chip: append([]byte(nil), c.Chip[:]...)}
+}
+
+func (s irqChipState) kvm() (kvm.IRQChip, error) {
+	c := kvm.IRQChip{ChipID: s.ChipID}
+	if len(s.Chip) != len(c.Chip) {
+		return c, fmt.Errorf("%w: interrupt controller %d: %d bytes saved, its state is %d", ErrBadSnapshot, s.ChipID, len(s.Chip), len(c.Chip))
+	}
+	copy(c.Chip[:], s.Chip)
+	return c, nil
 }
 
 // deviceState is one virtio device (section "device/NAME").
@@ -211,14 +230,16 @@ func (v *VM) snapshotConfig() snapshotConfig {
 func (v *VM) saveVMState() (vmState, error) {
 	var st vmState
 	var err error
-	if st.PICMaster, err = v.vm.GetIRQChip(kvm.IRQChipPICMaster); err != nil {
-		return st, fmt.Errorf("snapshot: PIC master: %w", err)
-	}
-	if st.PICSlave, err = v.vm.GetIRQChip(kvm.IRQChipPICSlave); err != nil {
-		return st, fmt.Errorf("snapshot: PIC slave: %w", err)
-	}
-	if st.IOAPIC, err = v.vm.GetIRQChip(kvm.IRQChipIOAPIC); err != nil {
-		return st, fmt.Errorf("snapshot: IOAPIC: %w", err)
+	for _, c := range []struct {
+		id   uint32
+		name string
+		dst  *irqChipState
+	}{{kvm.IRQChipPICMaster, "PIC master", &st.PICMaster}, {kvm.IRQChipPICSlave, "PIC slave", &st.PICSlave}, {kvm.IRQChipIOAPIC, "IOAPIC", &st.IOAPIC}} {
+		chip, err := v.vm.GetIRQChip(c.id)
+		if err != nil {
+			return st, fmt.Errorf("snapshot: %s: %w", c.name, err)
+		}
+		*c.dst = irqChipStateOf(chip)
 	}
 	if st.PIT, err = v.vm.GetPIT2(); err != nil {
 		return st, fmt.Errorf("snapshot: PIT: %w", err)
