@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ var ErrBadSnapshot = errors.New("unusable snapshot")
 // without KVM. Nothing is created or changed.
 func readSnapshot(dir string) (*loadedSnapshot, error) {
 	sections, err := snapshot.ReadStateFile(filepath.Join(dir, SnapshotStateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no snapshot in %s: %w", dir, err)
+	}
 	if err != nil {
 		return nil, err
 	}

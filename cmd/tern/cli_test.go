@@ -23,6 +23,10 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 	}
 	missing := filepath.Join(dir, "vmlinux-missing")
 	kernel := fakeBzImage(t)
+	noSnap := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noSnap, "vmstate"), []byte(strings.Repeat("not a kernel\n", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -58,6 +62,14 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{"balloon bigger than the guest", []string{"run", "--kernel", kernel, "--memory", "128M", "--balloon", "size=256M"}, "balloon target of 256 MiB is more than the guest's 128 MiB"},
 		{"balloon bad stats", []string{"run", "--kernel", kernel, "--balloon", "size=16M,stats=often"}, `--balloon: stats="often" is not a positive duration`},
 		{"stray argument", []string{"run", "--kernel", kernel, "extra"}, `unexpected argument "extra"`},
+		{"restore without a snapshot", []string{"snapshot", "restore", "--dir", missing}, "no snapshot in " + missing + ": vmstate: open " + missing + "/vmstate: no such file"},
+		{"restore of a file that is no snapshot", []string{"snapshot", "restore", "--dir", noSnap}, `not a tern snapshot (magic "not a ke")`},
+		{"restore override without =", []string{"snapshot", "restore", "--dir", dir, "--disk", "a.img"}, `--disk "a.img": want OLD=NEW`},
+		{"restore override twice", []string{"snapshot", "restore", "--dir", dir, "--tap", "a=b", "--tap", "a=c"}, "--tap: a is given twice"},
+		{"snapshot of no running tern", []string{"snapshot", "create", "--api-socket", filepath.Join(dir, "api.sock"), "--dir", dir}, "pause: API at " + filepath.Join(dir, "api.sock")},
+		{"snapshot without a directory", []string{"snapshot", "create", "--api-socket", "x"}, `Required flag "dir" not set`},
+		{"merge of missing snapshots", []string{"snapshot", "merge", "--base", missing, "--diff", missing}, "no such file or directory"},
+		{"pause of no running tern", []string{"pause", "--api-socket", filepath.Join(dir, "api.sock")}, "API at "},
 	}
 	if os.Geteuid() != 0 {
 		cases = append(cases, struct {
