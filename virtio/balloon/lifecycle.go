@@ -70,11 +70,24 @@ func (d *Device) QueueNotify(index int) {
 // reset driver starts with an empty balloon, and a held statistics buffer
 // is forgotten with the queue it came from.
 func (d *Device) Reset() {
+	if !d.stopWorker() {
+		return
+	}
+	d.mu.Lock()
+	d.actual = 0
+	d.statsHeld = false
+	d.statsHead = 0
+	d.mu.Unlock()
+}
+
+// stopWorker ends the active worker and waits for it; it reports whether
+// there was one.
+func (d *Device) stopWorker() bool {
 	d.mu.Lock()
 	a := d.active
 	if a == nil {
 		d.mu.Unlock()
-		return
+		return false
 	}
 	// From here on QueueNotify and SetTarget see an inactive device.
 	d.active = nil
@@ -82,11 +95,7 @@ func (d *Device) Reset() {
 	d.mu.Unlock()
 	// The worker takes d.mu to record its work, so wait without it.
 	<-a.done
-	d.mu.Lock()
-	d.actual = 0
-	d.statsHeld = false
-	d.statsHead = 0
-	d.mu.Unlock()
+	return true
 }
 
 // newWorkerLocked builds the worker for an activation with the queues the
@@ -118,15 +127,4 @@ func (d *Device) newWorkerLocked(mem virtio.Memory, queues []*virtio.Queue, irq 
 // Suspend stops the worker like Reset but keeps what the driver still
 // counts on when it is only paused: the inflated page count and a held
 // statistics buffer, which the next activation returns when it is due.
-func (d *Device) Suspend() {
-	d.mu.Lock()
-	a := d.active
-	if a == nil {
-		d.mu.Unlock()
-		return
-	}
-	d.active = nil
-	close(a.stop)
-	d.mu.Unlock()
-	<-a.done
-}
+func (d *Device) Suspend() { d.stopWorker() }
