@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"time"
@@ -301,18 +302,11 @@ func (v *VM) takeDirty() (snapshot.Bitmap, error) {
 		if err := v.vm.GetDirtyLog(uint32(i), words); err != nil {
 			return nil, fmt.Errorf("snapshot: dirty log of RAM at %#x: %w", r.GPA, err)
 		}
-		base, err := v.mem.RegionPageOffset(i)
-		if err != nil {
-			return nil, err
-		}
-		for w, bits := range words {
-			for bits != 0 {
-				b := uint64(0)
-				for bits&(1<<b) == 0 {
-					b++
-				}
-				bits &^= 1 << b
-				out.Set(base + uint64(w)*64 + b)
+		for w, word := range words {
+			for word != 0 {
+				b := uint64(bits.TrailingZeros64(word))
+				word &^= 1 << b
+				out.Set(r.FirstPage + uint64(w)*64 + b)
 			}
 		}
 	}

@@ -1,9 +1,6 @@
 package memory
 
-import (
-	"fmt"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // hostDirty records which pages the monitor itself handed out for access
 // (devices writing buffers into guest RAM), which KVM's dirty log does not
@@ -45,27 +42,10 @@ func (m *Memory) markHost(ri int, gpa, length uint64) {
 	if d == nil || length == 0 {
 		return
 	}
-	var base uint64 // pages of the regions before ri
-	for _, r := range m.regions[:ri] {
-		base += r.Size / PageSize
-	}
 	r := &m.regions[ri]
-	first := base + (gpa-r.GPA)/PageSize
-	last := base + (gpa-r.GPA+length-1)/PageSize
+	first := r.FirstPage + (gpa-r.GPA)/PageSize
+	last := r.FirstPage + (gpa-r.GPA+length-1)/PageSize
 	for p := first; p <= last; p++ {
 		d.words[p/64].Or(1 << (p % 64))
 	}
-}
-
-// RegionPageOffset is the index of the first page of region i in the
-// page numbering TakeHostDirty and the memory file use.
-func (m *Memory) RegionPageOffset(i int) (uint64, error) {
-	if i < 0 || i >= len(m.regions) {
-		return 0, fmt.Errorf("no RAM region %d", i)
-	}
-	var base uint64
-	for _, r := range m.regions[:i] {
-		base += r.Size / PageSize
-	}
-	return base, nil
 }

@@ -38,7 +38,7 @@ func FromFile(path string, size uint64) (*Memory, error) {
 			m.Close()
 			return nil, fmt.Errorf("map %d bytes of guest memory file %s at offset %d: %w", l[1], path, off, err)
 		}
-		m.regions = append(m.regions, Region{GPA: l[0], Size: l[1], mem: b})
+		m.addRegion(l[0], b)
 		off += int64(l[1])
 	}
 	return m, nil

@@ -81,3 +81,22 @@ func TestHostAccessTrackingMarksTheTouchedPages(t *testing.T) {
 		}
 	}
 }
+
+func TestRegionsNumberTheirPagesInOrder(t *testing.T) {
+	m, err := New(3<<30+1<<20, Options{}) // past the MMIO hole: two regions
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rs := m.Regions()
+	if len(rs) != 2 || rs[0].FirstPage != 0 || rs[1].FirstPage != (3<<30)/PageSize {
+		t.Fatalf("regions %+v: want the second to start at page %d", rs, (3<<30)/PageSize)
+	}
+	m.TrackHostAccess(true)
+	m.WriteAt([]byte{1}, 4<<30) // first byte above 4 GiB: page 3 GiB/4 KiB
+	d := m.TakeHostDirty()
+	p := uint64(3<<30) / PageSize
+	if d[p/64]&(1<<(p%64)) == 0 {
+		t.Errorf("a write at 4 GiB did not mark page %d", p)
+	}
+}

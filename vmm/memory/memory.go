@@ -25,7 +25,10 @@ const PageSize = 4096
 type Region struct {
 	GPA  uint64 // guest physical address of the first byte
 	Size uint64
-	mem  []byte
+	// FirstPage numbers the region's first page when all regions' pages
+	// are counted in order, as the memory file and dirty bitmaps do.
+	FirstPage uint64
+	mem       []byte
 }
 
 // HostAddr is the host virtual address of the region's first byte, as KVM's
@@ -89,9 +92,19 @@ func New(size uint64, opts Options) (*Memory, error) {
 			}
 			return nil, fmt.Errorf("map %d bytes of guest RAM: %w", l[1], err)
 		}
-		m.regions = append(m.regions, Region{GPA: l[0], Size: l[1], mem: b})
+		m.addRegion(l[0], b)
 	}
 	return m, nil
+}
+
+// addRegion appends the mapping b as the RAM at gpa.
+func (m *Memory) addRegion(gpa uint64, b []byte) {
+	var first uint64
+	if n := len(m.regions); n > 0 {
+		last := m.regions[n-1]
+		first = last.FirstPage + last.Size/PageSize
+	}
+	m.regions = append(m.regions, Region{GPA: gpa, Size: uint64(len(b)), FirstPage: first, mem: b})
 }
 
 // Size is the amount of guest RAM in bytes.
