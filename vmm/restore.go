@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,31 +151,21 @@ func (ls *loadedSnapshot) config(opts RestoreOptions) (Config, error) {
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
 		Logger: opts.Logger, Started: opts.Started,
 	}
-	used := map[string]bool{}
+	disks := overrides(opts.DiskPaths)
 	for _, d := range c.Disks {
-		if p, ok := opts.DiskPaths[d.Path]; ok {
-			used[d.Path] = true
-			d.Path = p
-		}
+		d.Path = disks.apply(d.Path)
 		cfg.Disks = append(cfg.Disks, d)
 	}
-	for old := range opts.DiskPaths {
-		if !used[old] {
-			return cfg, fmt.Errorf("%w: disk override %s: the snapshot has no disk with that path (it has %s)", ErrInvalidConfig, old, diskPaths(c.Disks))
-		}
+	if old, ok := disks.unused(); ok {
+		return cfg, fmt.Errorf("%w: disk override %s: the snapshot has no disk with that path (it has %s)", ErrInvalidConfig, old, diskPaths(c.Disks))
 	}
-	usedTAP := map[string]bool{}
+	taps := overrides(opts.TAPs)
 	for _, n := range c.Nets {
-		if t, ok := opts.TAPs[n.TAP]; ok {
-			usedTAP[n.TAP] = true
-			n.TAP = t
-		}
+		n.TAP = taps.apply(n.TAP)
 		cfg.Nets = append(cfg.Nets, n)
 	}
-	for old := range opts.TAPs {
-		if !usedTAP[old] {
-			return cfg, fmt.Errorf("%w: TAP override %s: the snapshot has no network on that TAP", ErrInvalidConfig, old)
-		}
+	if old, ok := taps.unused(); ok {
+		return cfg, fmt.Errorf("%w: TAP override %s: the snapshot has no network on that TAP", ErrInvalidConfig, old)
 	}
 	if c.Vsock != nil {
 		vs := *c.Vsock
@@ -189,6 +181,36 @@ func (ls *loadedSnapshot) config(opts RestoreOptions) (Config, error) {
 		return cfg, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	return cfg, nil
+}
+
+// overrideSet is a map of host resource names (old to new) that notes
+// which were used, so one naming nothing in the snapshot is an error.
+type overrideSet struct {
+	to   map[string]string
+	used map[string]bool
+}
+
+func overrides(m map[string]string) overrideSet {
+	return overrideSet{to: m, used: map[string]bool{}}
+}
+
+// apply returns name's replacement, or name.
+func (o overrideSet) apply(name string) string {
+	if n, ok := o.to[name]; ok {
+		o.used[name] = true
+		return n
+	}
+	return name
+}
+
+// unused returns an override apply never used, the first in sorted order.
+func (o overrideSet) unused() (string, bool) {
+	for _, old := range slices.Sorted(maps.Keys(o.to)) {
+		if !o.used[old] {
+			return old, true
+		}
+	}
+	return "", false
 }
 
 func diskPaths(ds []DiskConfig) string {
