@@ -39,7 +39,7 @@ func serveAPI(sock string, vm *vmm.VM) (func(), error) {
 }
 
 func balloonCommand() *cli.Command {
-	sockFlag := &cli.StringFlag{Name: "api-socket", Usage: "the running tern's API socket", Required: true}
+	sockFlag := apiSocketFlag()
 	return &cli.Command{
 		Name:  "balloon",
 		Usage: "inspect or resize the balloon of a running tern (tern run --api-socket)",

@@ -17,23 +17,24 @@ func apiSocketFlag() cli.Flag {
 }
 
 func pauseCommand() *cli.Command {
-	return &cli.Command{
-		Name: "pause", Usage: "pause a running tern's guest", ArgsUsage: " ", Flags: []cli.Flag{apiSocketFlag()},
-		Action: func(c *cli.Context) error {
-			_, err := apiCall(c.String("api-socket"), http.MethodPatch, "/vm", `{"state": "Paused"}`)
-			return err
-		},
-	}
+	return vmStateCommand("pause", "pause a running tern's guest", "Paused")
 }
 
 func resumeCommand() *cli.Command {
+	return vmStateCommand("resume", "resume a paused guest", "Resumed")
+}
+
+func vmStateCommand(name, usage, state string) *cli.Command {
 	return &cli.Command{
-		Name: "resume", Usage: "resume a paused guest", ArgsUsage: " ", Flags: []cli.Flag{apiSocketFlag()},
-		Action: func(c *cli.Context) error {
-			_, err := apiCall(c.String("api-socket"), http.MethodPatch, "/vm", `{"state": "Resumed"}`)
-			return err
-		},
+		Name: name, Usage: usage, ArgsUsage: " ", Flags: []cli.Flag{apiSocketFlag()},
+		Action: func(c *cli.Context) error { return setVMState(c.String("api-socket"), state) },
 	}
+}
+
+// setVMState asks a running tern to pause ("Paused") or resume ("Resumed").
+func setVMState(sock, state string) error {
+	_, err := apiCall(sock, http.MethodPatch, "/vm", fmt.Sprintf(`{"state": %q}`, state))
+	return err
 }
 
 func snapshotCommand() *cli.Command {
@@ -95,7 +96,7 @@ func snapshotCreate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--dir: %w", err)
 	}
-	if _, err := apiCall(sock, http.MethodPatch, "/vm", `{"state": "Paused"}`); err != nil {
+	if err := setVMState(sock, "Paused"); err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}
 	kind := "Full"
@@ -114,7 +115,7 @@ func snapshotCreate(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "snapshot %s (%s): vmstate %d bytes, memory %d of %d bytes stored, took %.1f ms\n",
 		s.Dir, strings.ToLower(s.Type), s.StateBytes, s.MemoryStoredBytes, s.MemoryBytes, float64(s.TookMicros)/1000)
 	if c.Bool("resume") {
-		if _, err := apiCall(sock, http.MethodPatch, "/vm", `{"state": "Resumed"}`); err != nil {
+		if err := setVMState(sock, "Resumed"); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 	}
