@@ -23,6 +23,10 @@ import (
 // runs, each a guest boot under an emulator.
 const scenarioTimeout = 8 * time.Minute
 
+// hostTries is how many test hosts a scenario may use when the earlier
+// ones wedged (nested.ErrHostWedged); every try must pass in full.
+const hostTries = 3
+
 var (
 	prepareOnce sync.Once
 	env         *harness.Env
@@ -111,10 +115,10 @@ func runScenario(t *testing.T, entry string, runs []expectedRun) {
 	}
 	start := time.Now()
 	res, err := runOnce(e, files, entry)
-	if errors.Is(err, nested.ErrHostWedged) {
-		// The emulated test host's kernel, not tern, stopped: say so,
-		// keep its console, and give the scenario one fresh test host.
-		msg := fmt.Sprintf("scenario %s: the nested test host wedged (%v); running it once more on a fresh test host", entry, err)
+	for try := 2; errors.Is(err, nested.ErrHostWedged) && try <= hostTries; try++ {
+		// The emulated test host, not tern, stopped: say so, keep its
+		// console, and give the scenario a fresh test host.
+		msg := fmt.Sprintf("scenario %s: %v\nrunning it again on a fresh test host (try %d of %d)", entry, err, try, hostTries)
 		t.Log(msg)
 		fmt.Println(msg)
 		res, err = runOnce(e, files, entry)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/ternvm/tern/test/fixture"
 )
@@ -124,22 +126,38 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	}
 
 	// A wedged test host never finishes: stop it as soon as it says so,
-	// rather than when ctx runs out.
+	// or as soon as its heartbeat stops, rather than when ctx runs out.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	cmd := exec.CommandContext(runCtx, h.qemu, h.qemuArgs(cpio)...)
+	heartbeat := filepath.Join(work, "heartbeat")
+	cmd := exec.CommandContext(runCtx, h.qemu, h.qemuArgs(cpio, heartbeat)...)
 	var buf bytes.Buffer
-	wedged := false
-	w := &wedgeWatch{w: outputSink(&buf, job.Live), wedged: func() { wedged = true; stop() }}
+	var mu sync.Mutex
+	wedged := ""
+	setWedged := func(reason string) {
+		mu.Lock()
+		if wedged == "" {
+			wedged = reason
+		}
+		mu.Unlock()
+		stop()
+	}
+	w := &wedgeWatch{w: outputSink(&buf, job.Live), wedged: setWedged}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Stdin = nil // /dev/null: nothing types on the host's console
+	go watchHeartbeat(runCtx, heartbeat, heartbeatLimit, heartbeatPoll, func(silent time.Duration) {
+		setWedged(fmt.Sprintf("it showed no sign of life (heartbeat) for %v", silent.Round(time.Second)))
+	})
 	err = cmd.Run()
+	stop()
 	w.mu.Lock()
 	out := dropTCGFeatureWarnings(buf.String())
-	isWedged := wedged
 	w.mu.Unlock()
-	if isWedged {
-		return nil, fmt.Errorf("scenario %s: %w; console ends:\n%s", job.Entry, ErrHostWedged, tail(out, 60))
+	mu.Lock()
+	reason := wedged
+	mu.Unlock()
+	if reason != "" {
+		return nil, fmt.Errorf("scenario %s: %w: %s; console ends:\n%s", job.Entry, ErrHostWedged, reason, tail(out, 60))
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("nested test host did not finish scenario %s: %w; console ends:\n%s", job.Entry, ctx.Err(), tail(out, 40))
@@ -154,11 +172,25 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	return &Result{Output: out, RC: rc}, nil
 }
 
-func (h *Host) qemuArgs(initrd string) []string {
+// The test host's /init writes a line to its second serial port every
+// heartbeatEvery; the harness polls the file behind that port and calls a
+// host that wrote nothing for heartbeatLimit wedged. Every step inside a
+// scenario has a shorter limit of its own, so a healthy host never stays
+// silent that long.
+const (
+	heartbeatEvery = 5 * time.Second // hostinit.sh's sleep
+	heartbeatPoll  = 2 * time.Second
+	heartbeatLimit = 24 * heartbeatEvery
+)
+
+// qemuArgs boots the test host with its console on stdio (ttyS0) and its
+// heartbeat port (ttyS1) written to the file heartbeat.
+func (h *Host) qemuArgs(initrd, heartbeat string) []string {
 	return []string{
 		"-accel", "tcg", "-M", "q35", "-cpu", "EPYC,+svm",
 		"-m", strconv.Itoa(h.MemoryMiB), "-smp", strconv.Itoa(h.CPUs),
-		"-nographic", "-no-reboot", "-net", "none",
+		"-display", "none", "-monitor", "none", "-no-reboot", "-net", "none",
+		"-serial", "stdio", "-serial", "file:" + heartbeat,
 		"-kernel", h.fx.BzImage, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet",
 	}

@@ -8,6 +8,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 
+# The heartbeat: a line on the second serial port every 5 s, which the
+# harness watches to tell a stopped test host from a slow scenario.
+if echo "TEST-HOST up" >/dev/ttyS1; then
+	(while sleep 5; do echo "TEST-HOST alive $(cut -d' ' -f1 /proc/uptime)"; done >/dev/ttyS1) &
+else
+	echo "TEST-HOST no heartbeat: cannot write /dev/ttyS1"
+fi
+
 for m in irqbypass kvm kvm-amd; do
 	insmod "/modules/$m.ko" || echo "TEST-HOST insmod $m.ko failed"
 done

@@ -2,16 +2,21 @@ package nested
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"os"
 	"sync"
+	"time"
 )
 
-// ErrHostWedged reports that the test host's own kernel stopped scheduling
-// (its soft-lockup watchdog fired). A user process cannot cause that on a
-// sound kernel: it is the emulated test host failing (QEMU TCG emulating
-// SVM under the host's kvm-amd), not the scenario, so the run says nothing
-// about tern and a caller may run the scenario again on a fresh test host.
-var ErrHostWedged = errors.New("the nested test host's kernel wedged (soft lockup watchdog fired)")
+// ErrHostWedged reports that the test host itself stopped: its kernel's
+// soft-lockup watchdog fired, or its heartbeat stopped. A user process
+// cannot cause either on a sound kernel (every step of a scenario has its
+// own time limit inside the test host): it is the emulated test host
+// failing (QEMU TCG emulating SVM under the host's kvm-amd), not the
+// scenario, so the run says nothing about tern and a caller may run the
+// scenario again on a fresh test host.
+var ErrHostWedged = errors.New("the nested test host wedged")
 
 // softLockup is what the test host kernel prints when a CPU has not
 // scheduled for twice its watchdog threshold.
@@ -24,7 +29,7 @@ type wedgeWatch struct {
 	w      interface{ Write([]byte) (int, error) }
 	recent []byte // the last bytes seen, so a marker split across writes is found
 	fired  bool
-	wedged func()
+	wedged func(reason string)
 }
 
 func (x *wedgeWatch) Write(p []byte) (int, error) {
@@ -35,11 +40,40 @@ func (x *wedgeWatch) Write(p []byte) (int, error) {
 		x.recent = append(x.recent, p...)
 		if bytes.Contains(x.recent, softLockup) {
 			x.fired = true
-			x.wedged()
+			x.wedged("its kernel reported a soft lockup")
 		}
 		if keep := len(softLockup); len(x.recent) > keep {
 			x.recent = append(x.recent[:0], x.recent[len(x.recent)-keep:]...)
 		}
 	}
 	return n, err
+}
+
+// watchHeartbeat calls stalled once, and returns, when the file at path
+// (the test host's second serial port, to which its /init writes a line
+// every few seconds) has not grown for limit. A test host whose clock or
+// scheduler stopped prints no soft-lockup report (the watchdog runs on
+// the same timers), so only its silence tells. The time before the first
+// beat counts too: a host that hangs while booting is as stuck. It
+// returns when ctx ends.
+func watchHeartbeat(ctx context.Context, path string, limit, every time.Duration, stalled func(silent time.Duration)) {
+	last := time.Now()
+	var size int64 = -1
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if fi, err := os.Stat(path); err == nil && fi.Size() != size {
+				size, last = fi.Size(), now
+				continue
+			}
+			if silent := now.Sub(last); silent >= limit {
+				stalled(silent)
+				return
+			}
+		}
+	}
 }

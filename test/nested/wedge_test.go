@@ -2,13 +2,17 @@ package nested
 
 import (
 	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestWedgeWatchFiresOnceOnASplitMarker(t *testing.T) {
 	var out bytes.Buffer
 	fired := 0
-	w := &wedgeWatch{w: &out, wedged: func() { fired++ }}
+	w := &wedgeWatch{w: &out, wedged: func(string) { fired++ }}
 	console := "[  340.593619] watchdog: BUG: soft lockup - CPU#1 stuck for 313s! [tern:104]\n"
 	// Byte by byte: the marker never arrives in one write.
 	for i := range len(console) {
@@ -25,6 +29,66 @@ func TestWedgeWatchFiresOnceOnASplitMarker(t *testing.T) {
 
 func TestWedgeWatchIgnoresAHealthyConsole(t *testing.T) {
 	var out bytes.Buffer
-	w := &wedgeWatch{w: &out, wedged: func() { t.Error("wedged called on a healthy console") }}
+	w := &wedgeWatch{w: &out, wedged: func(string) { t.Error("wedged called on a healthy console") }}
 	w.Write([]byte("TEST-HOST running scenario virtio.sh\nwatchdog: enabled\nBUG: none\n"))
+}
+
+func TestWatchHeartbeatFiresWhenTheFileStopsGrowing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heartbeat")
+	if err := os.WriteFile(path, []byte("TEST-HOST up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stalled := make(chan time.Duration, 1)
+	start := time.Now()
+	go watchHeartbeat(context.Background(), path, time.Second, 10*time.Millisecond, func(d time.Duration) { stalled <- d })
+	// Beat for a while: no stall may be reported meanwhile.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 30 {
+		select {
+		case d := <-stalled:
+			t.Fatalf("stall reported after %v while the file kept growing", d)
+		default:
+		}
+		f.WriteString("TEST-HOST alive\n")
+		time.Sleep(20 * time.Millisecond)
+	}
+	beating := time.Since(start)
+	select {
+	case d := <-stalled:
+		if d < time.Second {
+			t.Errorf("stall reported after %v of silence, limit 1s", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no stall reported 10 s after the beats stopped (beat for %v)", beating)
+	}
+}
+
+func TestWatchHeartbeatCountsABootThatNeverBeats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "never-written")
+	stalled := make(chan time.Duration, 1)
+	go watchHeartbeat(context.Background(), path, 100*time.Millisecond, 10*time.Millisecond, func(d time.Duration) { stalled <- d })
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a heartbeat file that never appears was not reported")
+	}
+}
+
+func TestWatchHeartbeatStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		watchHeartbeat(ctx, filepath.Join(t.TempDir(), "x"), time.Hour, 10*time.Millisecond, func(time.Duration) { t.Error("stall reported") })
+		close(done)
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("watchHeartbeat did not return after its context ended")
+	}
 }

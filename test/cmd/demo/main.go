@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -50,7 +51,13 @@ func run() int {
 		return 1
 	}
 	start := time.Now()
-	res, err := env.Backend.Run(ctx, nested.Job{Files: files, Entry: "demo.sh", Tern: env.Tern, Live: os.Stdout})
+	job := nested.Job{Files: files, Entry: "demo.sh", Tern: env.Tern, Live: os.Stdout}
+	res, err := env.Backend.Run(ctx, job)
+	if errors.Is(err, nested.ErrHostWedged) {
+		// The emulated test host stopped, not tern: one fresh host.
+		fmt.Fprintf(os.Stderr, "demo: %v\ndemo: running it again on a fresh test host\n", err)
+		res, err = env.Backend.Run(ctx, job)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
