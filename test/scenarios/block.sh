@@ -8,7 +8,7 @@ cp "$ROOT_IMAGE" "$OUT/root.ext4"
 boot_guest disk-rw --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory 256M \
 	--disk "path=$OUT/root.ext4,root=on,id=ternroot" \
 	--cmdline "$GUEST_CMDLINE tern.action=disk-write"
-check "root on virtio-blk: tern exits 0 after guest poweroff" [ "$(run_rc disk-rw)" = 0 ]
+check "root on virtio-blk: tern exits 0 after guest poweroff" powered_off disk-rw
 check "root on virtio-blk: / is the ext4 disk, mounted rw ($(guest_value disk-rw rootfs))" \
 	[ "$(guest_value disk-rw rootfs)" = "ext4:rw" ]
 check "root on virtio-blk: the guest wrote its file" [ "$(guest_value disk-rw disk-write-rc)" = 0 ]
@@ -21,7 +21,7 @@ before=$(sha256sum "$OUT/root-ro.ext4" | cut -d' ' -f1)
 boot_guest disk-ro --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory 256M \
 	--disk "path=$OUT/root-ro.ext4,root=on,ro=on" \
 	--cmdline "$GUEST_CMDLINE tern.action=disk-ro"
-check "read-only disk: tern exits 0" [ "$(run_rc disk-ro)" = 0 ]
+check "read-only disk: tern exits 0, the guest powered off" powered_off disk-ro
 check "read-only disk: / is the ext4 disk, mounted ro ($(guest_value disk-ro rootfs))" \
 	[ "$(guest_value disk-ro rootfs)" = "ext4:ro" ]
 check "read-only disk: a write is refused" [ "$(guest_value disk-ro ro-write)" = refused ]

@@ -132,6 +132,12 @@ guest_value() {
 # tern_logged NAME TEXT: whether tern's log in run NAME has TEXT.
 tern_logged() { grep -q "$2" "$OUT/$1.err"; }
 
+# powered_off NAME: whether run NAME ended because its guest powered off:
+# tern exited 0 and said why (a guest reset or crash also exits 0).
+powered_off() {
+	[ "$(run_rc "$1")" = 0 ] && tern_logged "$1" 'VM stopped.*reason="guest powered off"'
+}
+
 # is_int VALUE: whether VALUE is a (non-negative) decimal integer.
 is_int() {
 	case "$1" in

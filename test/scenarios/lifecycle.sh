@@ -5,7 +5,7 @@
 
 boot_guest poweroff --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory 256M \
 	--cmdline "$GUEST_CMDLINE tern.action=poweroff"
-check "poweroff -f in the guest: tern exits 0" [ "$(run_rc poweroff)" = 0 ]
+check "poweroff -f in the guest: tern exits 0" powered_off poweroff
 check "poweroff -f in the guest: the guest got to its action" [ "$(guest_value poweroff action)" = poweroff ]
 check "poweroff: tern logged first KVM_RUN" tern_logged poweroff "first KVM_RUN"
 check "poweroff: tern logged boot-time" tern_logged poweroff boot-time

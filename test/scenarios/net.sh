@@ -29,7 +29,7 @@ ping -c 3 -W 2 "$GUEST_IP" | sed "s/^/[net host] /"
 host_agent net-host-send send tcp "$GUEST_IP:$PORT" "$BYTES"
 wait_guest net
 
-check "net guest: tern exits 0 after guest poweroff" [ "$(run_rc net)" = 0 ]
+check "net guest: tern exits 0 after guest poweroff" powered_off net
 check "the guest has a virtio-net interface ($(guest_value net net-dev), MAC $(guest_value net net-mac))" \
 	[ "$(guest_value net net-mac)" = 02:00:00:00:00:02 ]
 check "the guest pings the host at $HOST_IP ($(guest_value net net-ping-tries) tries)" \

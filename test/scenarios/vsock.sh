@@ -22,7 +22,7 @@ host_agent vsock-host-send send tern-vsock "$SOCK:5000" "$BYTES"
 wait "$serve_pid"
 wait_guest vsock
 
-check "vsock guest: tern exits 0 after guest poweroff" [ "$(run_rc vsock)" = 0 ]
+check "vsock guest: tern exits 0 after guest poweroff" powered_off vsock
 
 # Guest-initiated: the guest sends, the host echoes.
 sent=$(guest_value vsock vsock-dial-sent-sha256)
