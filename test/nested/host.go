@@ -130,7 +130,8 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	heartbeat := filepath.Join(work, "heartbeat")
-	cmd := exec.CommandContext(runCtx, h.qemu, h.qemuArgs(cpio, heartbeat)...)
+	monitor := filepath.Join(work, "monitor.sock")
+	cmd := exec.CommandContext(runCtx, h.qemu, h.qemuArgs(cpio, heartbeat, monitor)...)
 	var buf bytes.Buffer
 	var mu sync.Mutex
 	wedged := ""
@@ -146,7 +147,9 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Stdin = nil // /dev/null: nothing types on the host's console
 	go watchHeartbeat(runCtx, heartbeat, heartbeatLimit, heartbeatPoll, func(silent time.Duration) {
-		setWedged(fmt.Sprintf("it showed no sign of life (heartbeat) for %v", silent.Round(time.Second)))
+		// Where its CPUs are says what stopped it.
+		setWedged(fmt.Sprintf("it showed no sign of life (heartbeat) for %v; its CPUs:\n%s%s",
+			silent.Round(time.Second), wedgedCPUs(monitor), moduleLines(heartbeat)))
 	})
 	err = cmd.Run()
 	stop()
@@ -183,16 +186,19 @@ const (
 	heartbeatLimit = 24 * heartbeatEvery
 )
 
-// qemuArgs boots the test host with its console on stdio (ttyS0) and its
-// heartbeat port (ttyS1) written to the file heartbeat.
-func (h *Host) qemuArgs(initrd, heartbeat string) []string {
+// qemuArgs boots the test host with its console on stdio (ttyS0), its
+// heartbeat port (ttyS1) written to the file heartbeat and QEMU's monitor
+// on the Unix socket monitor. nokaslr keeps the kernel at the same
+// addresses in every run, so a wedged host's instruction pointers can be
+// named from /proc/kallsyms of any other run.
+func (h *Host) qemuArgs(initrd, heartbeat, monitor string) []string {
 	return []string{
 		"-accel", "tcg", "-M", "q35", "-cpu", "EPYC,+svm",
 		"-m", strconv.Itoa(h.MemoryMiB), "-smp", strconv.Itoa(h.CPUs),
-		"-display", "none", "-monitor", "none", "-no-reboot", "-net", "none",
+		"-display", "none", "-monitor", "unix:" + monitor + ",server=on,wait=off", "-no-reboot", "-net", "none",
 		"-serial", "stdio", "-serial", "file:" + heartbeat,
 		"-kernel", h.fx.BzImage, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet",
+		"-append", "console=ttyS0 panic=-1 quiet nokaslr",
 	}
 }
 

@@ -21,6 +21,8 @@ for m in irqbypass kvm kvm-amd; do
 done
 # tun gives tern's virtio-net its TAPs (/dev/net/tun, made by devtmpfs).
 insmod /modules/tun.ko || echo "TEST-HOST insmod tun.ko failed"
+# Where the modules sit, for the report of a wedged host.
+sed 's/^/TEST-HOST module /' /proc/modules >/dev/ttyS1 2>/dev/null
 if [ -c /dev/kvm ]; then
 	echo "TEST-HOST /dev/kvm ready ($(grep -c '^processor' /proc/cpuinfo) cpus, kernel $(uname -r))"
 fi

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -76,4 +77,21 @@ func watchHeartbeat(ctx context.Context, path string, limit, every time.Duration
 			}
 		}
 	}
+}
+
+// moduleLines returns the "TEST-HOST module" lines the test host wrote to
+// its heartbeat port at start (/proc/modules: where kvm-amd sits), which
+// place a wedged CPU's instruction pointer inside a module.
+func moduleLines(heartbeat string) string {
+	data, err := os.ReadFile(heartbeat)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		if strings.HasPrefix(line, "TEST-HOST module ") {
+			b.WriteString(strings.TrimRight(line, "\r\n") + "\n")
+		}
+	}
+	return b.String()
 }
