@@ -143,15 +143,34 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 		mu.Unlock()
 		stop()
 	}
-	w := &wedgeWatch{w: outputSink(&buf, job.Live), wedged: setWedged}
+	// Where its CPUs are says what stopped it. A soft-lockup report goes
+	// on with the stuck task's stack for a few seconds: wait for that.
+	var reports sync.WaitGroup
+	exited := false // under mu: no report starts once QEMU is gone
+	cpuReport := func(reason string, wait time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if exited {
+			return
+		}
+		reports.Add(1)
+		go func() {
+			defer reports.Done()
+			time.Sleep(wait)
+			setWedged(fmt.Sprintf("%s; its CPUs:\n%s%s", reason, wedgedCPUs(monitor), moduleLines(heartbeat)))
+		}()
+	}
+	w := &wedgeWatch{w: outputSink(&buf, job.Live), wedged: func(reason string) { cpuReport(reason, 5*time.Second) }}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Stdin = nil // /dev/null: nothing types on the host's console
 	go watchHeartbeat(runCtx, heartbeat, heartbeatLimit, heartbeatPoll, func(silent time.Duration) {
-		// Where its CPUs are says what stopped it.
-		setWedged(fmt.Sprintf("it showed no sign of life (heartbeat) for %v; its CPUs:\n%s%s",
-			silent.Round(time.Second), wedgedCPUs(monitor), moduleLines(heartbeat)))
+		cpuReport(fmt.Sprintf("it showed no sign of life (heartbeat) for %v", silent.Round(time.Second)), 0)
 	})
 	err = cmd.Run()
+	mu.Lock()
+	exited = true
+	mu.Unlock()
+	reports.Wait()
 	stop()
 	w.mu.Lock()
 	out := dropTCGFeatureWarnings(buf.String())

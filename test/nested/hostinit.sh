@@ -7,6 +7,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
+# Booted quiet; from here on warnings reach the console too, so a soft
+# lockup or a KVM warning comes with its stack trace.
+dmesg -n 5
 
 # The heartbeat: a line on the second serial port every 5 s, which the
 # harness watches to tell a stopped test host from a slow scenario.
