@@ -5,7 +5,6 @@ package e2e_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -64,13 +63,6 @@ func prepared(t *testing.T) *harness.Env {
 	return env
 }
 
-// runOnce runs one scenario on the backend within scenarioTimeout.
-func runOnce(e *harness.Env, files map[string][]byte, entry string) (*nested.Result, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
-	defer cancel()
-	return e.Backend.Run(ctx, nested.Job{Files: files, Entry: entry, Tern: e.Tern})
-}
-
 // expectedRun is what one "tern run" in a scenario must report.
 type expectedRun struct {
 	name string
@@ -114,15 +106,13 @@ func runScenario(t *testing.T, entry string, runs []expectedRun) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	res, err := runOnce(e, files, entry)
-	for try := 2; errors.Is(err, nested.ErrHostWedged) && try <= hostTries; try++ {
-		// The emulated test host, not tern, stopped: say so, keep its
-		// console, and give the scenario a fresh test host.
-		msg := fmt.Sprintf("scenario %s: %v\nrunning it again on a fresh test host (try %d of %d)", entry, err, try, hostTries)
+	// A wedged test host is the emulator failing, not tern: say so, keep
+	// its console, and give the scenario a fresh test host.
+	job := nested.Job{Files: files, Entry: entry, Tern: e.Tern}
+	res, err := nested.RunOnFreshHosts(context.Background(), e.Backend, job, hostTries, scenarioTimeout, func(msg string) {
 		t.Log(msg)
 		fmt.Println(msg)
-		res, err = runOnce(e, files, entry)
-	}
+	})
 	if err != nil {
 		t.Fatalf("scenario %s: %v", entry, err)
 	}

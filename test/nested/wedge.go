@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -94,4 +95,25 @@ func moduleLines(heartbeat string) string {
 		}
 	}
 	return b.String()
+}
+
+// RunOnFreshHosts runs job on b, each run within perTry of ctx, and runs
+// it again while a run fails only because the test host wedged
+// (ErrHostWedged), up to tries runs in all. rerun hears, before each
+// further run, why it happens. The last run's outcome is returned.
+func RunOnFreshHosts(ctx context.Context, b Backend, job Job, tries int, perTry time.Duration, rerun func(msg string)) (*Result, error) {
+	var res *Result
+	var err error
+	for try := 1; try <= tries; try++ {
+		if try > 1 {
+			rerun(fmt.Sprintf("%v\nrunning it again on a fresh test host (try %d of %d)", err, try, tries))
+		}
+		runCtx, cancel := context.WithTimeout(ctx, perTry)
+		res, err = b.Run(runCtx, job)
+		cancel()
+		if !errors.Is(err, ErrHostWedged) {
+			break
+		}
+	}
+	return res, err
 }

@@ -3,8 +3,11 @@ package nested
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,5 +93,75 @@ func TestWatchHeartbeatStopsWithItsContext(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("watchHeartbeat did not return after its context ended")
+	}
+}
+
+// wedgingBackend wedges its first wedges runs, then returns last.
+type wedgingBackend struct {
+	wedges int
+	last   error
+	runs   int
+}
+
+func (b *wedgingBackend) Describe() string { return "wedging" }
+
+func (b *wedgingBackend) Run(ctx context.Context, job Job) (*Result, error) {
+	b.runs++
+	if b.runs <= b.wedges {
+		return nil, fmt.Errorf("scenario %s: %w: heartbeat stopped", job.Entry, ErrHostWedged)
+	}
+	if b.last != nil {
+		return nil, b.last
+	}
+	return &Result{RC: 0, Output: "ok"}, nil
+}
+
+func TestRunOnFreshHostsRerunsOnlyWedgedRuns(t *testing.T) {
+	other := errors.New("qemu failed")
+	for _, tc := range []struct {
+		name         string
+		b            *wedgingBackend
+		tries        int
+		wantRuns     int
+		wantWedged   bool
+		wantErr      error
+		wantReruns   int
+		wantLastText string
+	}{
+		{"healthy", &wedgingBackend{}, 3, 1, false, nil, 0, ""},
+		{"wedged twice then passes", &wedgingBackend{wedges: 2}, 3, 3, false, nil, 2, "try 3 of 3"},
+		{"wedged every time", &wedgingBackend{wedges: 5}, 3, 3, true, nil, 2, "try 3 of 3"},
+		{"another failure is not rerun", &wedgingBackend{last: other}, 3, 1, false, other, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reruns []string
+			res, err := RunOnFreshHosts(context.Background(), tc.b, Job{Entry: "x.sh"}, tc.tries, time.Minute, func(msg string) { reruns = append(reruns, msg) })
+			if tc.b.runs != tc.wantRuns {
+				t.Errorf("%d runs, want %d", tc.b.runs, tc.wantRuns)
+			}
+			if len(reruns) != tc.wantReruns {
+				t.Errorf("%d rerun messages, want %d: %q", len(reruns), tc.wantReruns, reruns)
+			}
+			if len(reruns) > 0 {
+				last := reruns[len(reruns)-1]
+				if !strings.Contains(last, tc.wantLastText) || !strings.Contains(last, "heartbeat stopped") {
+					t.Errorf("rerun message %q does not give the wedge and %q", last, tc.wantLastText)
+				}
+			}
+			switch {
+			case tc.wantWedged:
+				if !errors.Is(err, ErrHostWedged) {
+					t.Errorf("err = %v, want ErrHostWedged", err)
+				}
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Errorf("err = %v, want %v", err, tc.wantErr)
+				}
+			default:
+				if err != nil || res == nil {
+					t.Errorf("res, err = %v, %v; want a result", res, err)
+				}
+			}
+		})
 	}
 }

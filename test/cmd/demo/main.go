@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -52,12 +51,10 @@ func run() int {
 	}
 	start := time.Now()
 	job := nested.Job{Files: files, Entry: "demo.sh", Tern: env.Tern, Live: os.Stdout}
-	res, err := env.Backend.Run(ctx, job)
-	if errors.Is(err, nested.ErrHostWedged) {
-		// The emulated test host stopped, not tern: one fresh host.
-		fmt.Fprintf(os.Stderr, "demo: %v\ndemo: running it again on a fresh test host\n", err)
-		res, err = env.Backend.Run(ctx, job)
-	}
+	// A wedged test host (the emulator, not tern) gets one fresh host.
+	res, err := nested.RunOnFreshHosts(ctx, env.Backend, job, 2, 15*time.Minute, func(msg string) {
+		fmt.Fprintln(os.Stderr, "demo:", msg)
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
