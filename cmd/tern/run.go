@@ -24,7 +24,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "cmdline", Usage: "kernel command line (default: " + vmm.DefaultCmdline + ")"},
 			&cli.IntFlag{Name: "cpus", Value: vmm.DefaultCPUs, Usage: "number of vCPUs"},
 			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
-			&cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"},
+			consoleFlag(),
 			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on] (repeatable)"},
 			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE] (repeatable; the TAP is created if missing)"},
 			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
@@ -140,6 +140,12 @@ func runUntilStopped(vm *vmm.VM, apiSocket string) error {
 		}
 	}
 	return nil
+}
+
+// consoleFlag is --console of every command that runs a guest; openConsole
+// reads it.
+func consoleFlag() cli.Flag {
+	return &cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"}
 }
 
 // openConsole opens the guest's serial console as --console says: its

@@ -60,7 +60,7 @@ func snapshotCommand() *cli.Command {
 				ArgsUsage: " ",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dir", Usage: "the snapshot's directory", Required: true},
-					&cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"},
+					consoleFlag(),
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the restored VM's HTTP API on this Unix socket"},
 					&cli.StringSliceFlag{Name: "disk", Usage: "use another image for a disk: OLDPATH=NEWPATH (repeatable)"},
 					&cli.StringSliceFlag{Name: "tap", Usage: "use another TAP for a network: OLD=NEW (repeatable)"},
