@@ -1,8 +1,9 @@
-// Package migrate will hold the snapshot format (magic, version, named
-// sections, checksum) and the live-migration protocol (pre-copy rounds
-// driven by the dirty log, then a short stop-and-copy) over any
-// io.Reader/io.Writer. It is empty until the snapshot issue lands; the
-// packages below it already keep their state in plain State structs
-// (devices.SerialState, virtio.QueueState, mmio.State, each device's State)
-// for it to capture.
+// Package migrate moves a running VM to another tern over any byte stream
+// (a TCP or TLS connection, a Unix socket, an orchestrator's own
+// transport): a handshake the destination checks before any page moves,
+// pre-copy rounds driven by the dirty log, then a short stop-and-copy of
+// the last pages and the VM's state, a commit, and the destination's
+// confirmation. PROTOCOL.md documents the stream and the failure rules.
+// The VM itself is behind the Source and Destination interfaces, which
+// vmm implements; the snapshot file format is in migrate/snapshot.
 package migrate
