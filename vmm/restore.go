@@ -262,7 +262,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
 	for _, vs := range ls.vcpus {
-		if err := checkCPUID(v.cpuid, vs.CPUID); err != nil {
+		if err := checkCPUID(v.cpuid, ls.cfg.HostCPUID, vs.CPUID); err != nil {
 			return nil, fmt.Errorf("cannot restore on this host: vCPU %d: %w", vs.ID, err)
 		}
 	}
@@ -370,9 +370,20 @@ var cpuidFeatureWords = []struct {
 	{0x80000001, 0, "edx", 0},
 }
 
-// checkCPUID reports what the snapshot's guest CPU has that this host's KVM
-// does not offer: a different vendor, or feature flags it lacks.
-func checkCPUID(host, guest []kvm.CPUIDEntry2) error {
+// checkCPUID reports what the snapshot's guest CPU needs that this host's
+// KVM does not offer: a different vendor, or feature flags it lacks. It
+// compares like with like: what KVM supported where the snapshot was taken
+// (src) against what it supports here (dst). Of the guest's own CPUID
+// (what its vCPU reported, which some backends fill with host bits KVM
+// never lists as supported) only the bits src supported count, since those
+// are the ones tern gave the guest.
+func checkCPUID(dst, src, guest []kvm.CPUIDEntry2) error {
+	if len(guest) == 0 {
+		return fmt.Errorf("%w: the vCPU's CPUID is missing, so its CPU cannot be checked against this host", ErrBadSnapshot)
+	}
+	if len(src) == 0 {
+		return fmt.Errorf("%w: the snapshot does not record the CPU features of the host it was taken on", ErrBadSnapshot)
+	}
 	find := func(es []kvm.CPUIDEntry2, fn, idx uint32) (kvm.CPUIDEntry2, bool) {
 		for _, e := range es {
 			if e.Function == fn && (e.Index == idx || e.Flags&kvm.CPUIDFlagSignificantIndex == 0) {
@@ -392,10 +403,10 @@ func checkCPUID(host, guest []kvm.CPUIDEntry2) error {
 		}
 		return e.EDX
 	}
-	h0, ok1 := find(host, 0, 0)
-	g0, ok2 := find(guest, 0, 0)
-	if ok1 && ok2 && (h0.EBX != g0.EBX || h0.ECX != g0.ECX || h0.EDX != g0.EDX) {
-		return fmt.Errorf("CPU vendor differs: snapshot %q, this host %q", vendor(g0), vendor(h0))
+	d0, ok1 := find(dst, 0, 0)
+	s0, ok2 := find(src, 0, 0)
+	if ok1 && ok2 && (d0.EBX != s0.EBX || d0.ECX != s0.ECX || d0.EDX != s0.EDX) {
+		return fmt.Errorf("CPU vendor differs: snapshot %q, this host %q", vendor(s0), vendor(d0))
 	}
 	var missing []string
 	for _, w := range cpuidFeatureWords {
@@ -403,8 +414,9 @@ func checkCPUID(host, guest []kvm.CPUIDEntry2) error {
 		if !ok {
 			continue
 		}
-		h, _ := find(host, w.function, w.index)
-		if lack := reg(g, w.reg) &^ reg(h, w.reg) &^ w.dynamic; lack != 0 {
+		s, _ := find(src, w.function, w.index)
+		d, _ := find(dst, w.function, w.index)
+		if lack := reg(g, w.reg) & reg(s, w.reg) &^ reg(d, w.reg) &^ w.dynamic; lack != 0 {
 			missing = append(missing, fmt.Sprintf("leaf %#x.%d %s bits %s", w.function, w.index, strings.ToUpper(w.reg), bitList(lack)))
 		}
 	}
