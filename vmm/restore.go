@@ -74,20 +74,15 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := snapshot.NewState(sections)
+	ls, err := parseState(sections, dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		return nil, err
 	}
-	ls := &loadedSnapshot{devices: map[string]deviceState{}, memPath: filepath.Join(dir, SnapshotMemoryFile)}
+	ls.memPath = filepath.Join(dir, SnapshotMemoryFile)
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, dir, fmt.Sprintf(format, a...))
 	}
-	if err := st.GetJSON("config", &ls.cfg); err != nil {
-		return nil, bad("%v", err)
-	}
-	if err := st.GetJSON("vm", &ls.vm); err != nil {
-		return nil, bad("%v", err)
-	}
+	st, _ := snapshot.NewState(sections) // parseState checked them
 	if err := st.GetJSON("memory", &ls.memory); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -97,20 +92,53 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 	if ls.memory.Kind != "full" {
 		return nil, bad("this is a %s snapshot: merge it onto its full snapshot first (tern snapshot merge)", ls.memory.Kind)
 	}
-	if ls.cfg.CPUs < 1 || ls.cfg.CPUs > boot.MaxVCPUs {
-		return nil, bad("%d vCPUs", ls.cfg.CPUs)
-	}
 	if ls.memory.TotalBytes() != ls.cfg.MemoryBytes {
 		return nil, bad("memory section describes %d bytes, the configuration %d", ls.memory.TotalBytes(), ls.cfg.MemoryBytes)
 	}
-	want := memory.Layout(ls.cfg.MemoryBytes)
-	if len(want) != len(ls.memory.Regions) {
-		return nil, bad("memory has %d regions, a guest of this size has %d", len(ls.memory.Regions), len(want))
+	if err := checkLayout(ls.memory.Regions, ls.cfg.MemoryBytes); err != nil {
+		return nil, bad("%v", err)
 	}
-	for i, r := range ls.memory.Regions {
+	if err := snapshot.CheckMemoryFile(ls.memPath, ls.memory); err != nil {
+		return nil, bad("%v", err)
+	}
+	return ls, nil
+}
+
+// checkLayout requires RAM regions to be those of a guest of size bytes.
+func checkLayout(regions []snapshot.MemoryRegion, size uint64) error {
+	want := memory.Layout(size)
+	if len(want) != len(regions) {
+		return fmt.Errorf("memory has %d regions, a guest of this size has %d", len(regions), len(want))
+	}
+	for i, r := range regions {
 		if r.GPA != want[i][0] || r.Size != want[i][1] {
-			return nil, bad("memory region %d is [%#x,+%#x), expected [%#x,+%#x)", i, r.GPA, r.Size, want[i][0], want[i][1])
+			return fmt.Errorf("memory region %d is [%#x,+%#x), expected [%#x,+%#x)", i, r.GPA, r.Size, want[i][0], want[i][1])
 		}
+	}
+	return nil
+}
+
+// parseState decodes and checks a VM's state sections (from a state file
+// or a migration stream; where names them in messages): the configuration
+// within the limits tern run applies, the VM-wide state, one vCPU section
+// per vCPU and the devices.
+func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, error) {
+	st, err := snapshot.NewState(sections)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	ls := &loadedSnapshot{devices: map[string]deviceState{}}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, where, fmt.Sprintf(format, a...))
+	}
+	if err := st.GetJSON("config", &ls.cfg); err != nil {
+		return nil, bad("%v", err)
+	}
+	if err := st.GetJSON("vm", &ls.vm); err != nil {
+		return nil, bad("%v", err)
+	}
+	if err := checkConfigLimits(ls.cfg); err != nil {
+		return nil, bad("%v", err)
 	}
 	vcpus := st.Names("vcpu/")
 	if len(vcpus) != ls.cfg.CPUs {
@@ -136,10 +164,20 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 		}
 		ls.devices[ds.Name] = ds
 	}
-	if err := snapshot.CheckMemoryFile(ls.memPath, ls.memory); err != nil {
-		return nil, bad("%v", err)
-	}
 	return ls, nil
+}
+
+// checkConfigLimits applies tern run's limits to a configuration that
+// came from a file or a stream: vCPUs, and guest RAM no smaller than
+// tern allows, whole pages, and no larger than this host's RAM.
+func checkConfigLimits(c snapshotConfig) error {
+	if c.CPUs < 1 || c.CPUs > boot.MaxVCPUs {
+		return fmt.Errorf("%d vCPUs (tern supports 1 to %d)", c.CPUs, boot.MaxVCPUs)
+	}
+	if c.MemoryBytes < minGuestMemory || c.MemoryBytes%memory.PageSize != 0 {
+		return fmt.Errorf("guest memory of %d bytes (at least %d MiB, in whole pages)", c.MemoryBytes, minGuestMemory>>20)
+	}
+	return checkHostMemory(c.MemoryBytes)
 }
 
 // config rebuilds the VM's Config with the host overrides applied.
@@ -261,10 +299,8 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
-	for _, vs := range ls.vcpus {
-		if err := checkCPUID(v.cpuid, ls.cfg.HostCPUID, vs.CPUID); err != nil {
-			return nil, fmt.Errorf("cannot restore on this host: vCPU %d: %w", vs.ID, err)
-		}
+	if err := checkGuestCPUs(v.cpuid, ls.cfg.HostCPUID, ls.vcpus); err != nil {
+		return nil, fmt.Errorf("cannot restore on this host: %w", err)
 	}
 	if err := v.createVM(); err != nil {
 		return nil, err
@@ -278,21 +314,32 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		return nil, err
 	}
 	mark("memory")
-	if v.plat, err = newPlatform(v); err != nil {
-		return nil, err
-	}
-	if err := v.restoreVMState(ls.vm); err != nil {
-		return nil, err
-	}
-	if err := v.plat.restoreDevices(ls.devices); err != nil {
+	if err := v.loadState(ls, called); err != nil {
 		return nil, err
 	}
 	mark("devices")
-	advance := time.Now().UnixNano() - ls.vm.SavedAt
-	v.restored = &restoredState{vcpus: ls.vcpus, advanceNS: max(advance, 0), called: called}
-	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(advance).Round(time.Millisecond).String()}).
+	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(v.restored.advanceNS).Round(time.Millisecond).String()}).
 		WithField("done-at", strings.Join(phases, ",")).Info("snapshot loaded")
 	return v, nil
+}
+
+// loadState builds the devices of a VM whose KVM VM and memory exist and
+// gives them, the interrupt controllers and the clocks the saved state;
+// the vCPUs take theirs when they are created.
+func (v *VM) loadState(ls *loadedSnapshot, called time.Time) error {
+	var err error
+	if v.plat, err = newPlatform(v); err != nil {
+		return err
+	}
+	if err := v.restoreVMState(ls.vm); err != nil {
+		return err
+	}
+	if err := v.plat.restoreDevices(ls.devices); err != nil {
+		return err
+	}
+	advance := time.Now().UnixNano() - ls.vm.SavedAt
+	v.restored = &restoredState{vcpus: ls.vcpus, advanceNS: max(advance, 0), called: called}
+	return nil
 }
 
 // restoreVMState loads the interrupt controllers, the PIT, kvmclock and the
@@ -368,6 +415,16 @@ var cpuidFeatureWords = []struct {
 	{0xd, 1, "eax", 0},
 	{0x80000001, 0, "ecx", 1 << 1}, // CmpLegacy: tern's topology
 	{0x80000001, 0, "edx", 0},
+}
+
+// checkGuestCPUs checks every vCPU's CPUID with checkCPUID.
+func checkGuestCPUs(dst, src []kvm.CPUIDEntry2, vcpus []vcpuState) error {
+	for _, vs := range vcpus {
+		if err := checkCPUID(dst, src, vs.CPUID); err != nil {
+			return fmt.Errorf("vCPU %d: %w", vs.ID, err)
+		}
+	}
+	return nil
 }
 
 // checkCPUID reports what the snapshot's guest CPU needs that this host's

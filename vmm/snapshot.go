@@ -144,55 +144,12 @@ func (v *VM) Snapshot(opts SnapshotOptions) (SnapshotResult, error) {
 		return res, fmt.Errorf("snapshot: %w", err)
 	}
 
-	st, _ := snapshot.NewState(nil)
-	cfg := v.snapshotConfig()
-	if err := st.PutJSON("config", cfg); err != nil {
-		return res, err
-	}
-	vms, err := v.saveVMState()
-	if err != nil {
-		return res, err
-	}
 	vcpuStart := time.Now()
-	msrs, err := v.sys.MSRIndexList()
+	st, err := v.captureState()
 	if err != nil {
-		return res, fmt.Errorf("snapshot: MSR index list: %w", err)
-	}
-	v.vcpuMu.Lock()
-	cs := v.vcpus
-	v.vcpuMu.Unlock()
-	for _, c := range cs {
-		var vs vcpuState
-		err := c.onThread(func(c *vcpu) error {
-			var err error
-			vs, err = c.saveState(msrs)
-			return err
-		})
-		if err != nil {
-			return res, fmt.Errorf("snapshot: %w", err)
-		}
-		if err := st.PutJSON(fmt.Sprintf("vcpu/%d", c.id), vs); err != nil {
-			return res, err
-		}
+		return res, err
 	}
 	res.VCPUsTook = time.Since(vcpuStart)
-	// The clock last, closest to the moment the guest stopped counting.
-	if vms.Clock, err = v.vm.GetClock(); err != nil {
-		return res, fmt.Errorf("snapshot: get kvmclock: %w", err)
-	}
-	vms.SavedAt = time.Now().UnixNano()
-	if err := st.PutJSON("vm", vms); err != nil {
-		return res, err
-	}
-	for _, s := range v.plat.virtio {
-		ds, err := s.save()
-		if err != nil {
-			return res, fmt.Errorf("snapshot: device %s: %w", s.name, err)
-		}
-		if err := st.PutJSON("device/"+s.name, ds); err != nil {
-			return res, err
-		}
-	}
 
 	memStart := time.Now()
 	info, err := v.writeMemory(res.MemoryPath, opts.Diff)
@@ -217,6 +174,61 @@ func (v *VM) Snapshot(opts SnapshotOptions) (SnapshotResult, error) {
 		"stored-bytes": res.Memory.StoredBytes, "total-bytes": res.MemoryBytes,
 	}).Info("snapshot written")
 	return res, nil
+}
+
+// captureState gathers the paused VM's state but memory as snapshot
+// sections: the configuration, the VM-wide state (clocks last), every vCPU
+// (on its own thread) and every virtio device. A snapshot adds the memory
+// section; a migration sends the sections as they are.
+func (v *VM) captureState() (*snapshot.State, error) {
+	st, _ := snapshot.NewState(nil)
+	cfg := v.snapshotConfig()
+	if err := st.PutJSON("config", cfg); err != nil {
+		return nil, err
+	}
+	vms, err := v.saveVMState()
+	if err != nil {
+		return nil, err
+	}
+	msrs, err := v.sys.MSRIndexList()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: MSR index list: %w", err)
+	}
+	v.vcpuMu.Lock()
+	cs := v.vcpus
+	v.vcpuMu.Unlock()
+	for _, c := range cs {
+		var vs vcpuState
+		err := c.onThread(func(c *vcpu) error {
+			var err error
+			vs, err = c.saveState(msrs)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		if err := st.PutJSON(fmt.Sprintf("vcpu/%d", c.id), vs); err != nil {
+			return nil, err
+		}
+	}
+	// The clock last, closest to the moment the guest stopped counting.
+	if vms.Clock, err = v.vm.GetClock(); err != nil {
+		return nil, fmt.Errorf("snapshot: get kvmclock: %w", err)
+	}
+	vms.SavedAt = time.Now().UnixNano()
+	if err := st.PutJSON("vm", vms); err != nil {
+		return nil, err
+	}
+	for _, s := range v.plat.virtio {
+		ds, err := s.save()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: device %s: %w", s.name, err)
+		}
+		if err := st.PutJSON("device/"+s.name, ds); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 func (v *VM) snapshotConfig() snapshotConfig {

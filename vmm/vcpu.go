@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -35,12 +36,15 @@ type vcpu struct {
 	kickable *kvm.VCPU
 
 	requests chan vcpuRequest // work for this thread while it is parked
+	running  atomic.Bool      // released to run guest code
+
+	cpuid []kvm.CPUIDEntry2 // what the guest sees, set once configured
 }
 
-// startVCPUs creates every vCPU on its own thread and waits until all are
-// configured before letting any of them run, so that a failure in one leaves
-// none running.
-func (v *VM) startVCPUs() error {
+// createVCPUs creates and configures every vCPU, each on its own thread,
+// and waits until all are ready; none runs guest code until releaseVCPUs.
+// A failure in one fails the whole set (and releases none of them to run).
+func (v *VM) createVCPUs() error {
 	ready := make(chan error, v.cfg.CPUs)
 	release := make(chan bool)
 	cs := make([]*vcpu, v.cfg.CPUs)
@@ -51,6 +55,7 @@ func (v *VM) startVCPUs() error {
 	// A Stop from another goroutine may read the list at any time.
 	v.vcpuMu.Lock()
 	v.vcpus = cs
+	v.release = release
 	v.vcpuMu.Unlock()
 	for _, c := range cs {
 		go c.thread(ready, release)
@@ -61,11 +66,25 @@ func (v *VM) startVCPUs() error {
 			firstErr = err
 		}
 	}
-	run := firstErr == nil
-	for range v.cfg.CPUs {
-		release <- run
+	if firstErr != nil {
+		v.releaseVCPUs(false)
 	}
 	return firstErr
+}
+
+// releaseVCPUs lets the created vCPUs run (run true) or makes their
+// threads end (false). Only the first call does anything.
+func (v *VM) releaseVCPUs(run bool) {
+	v.vcpuMu.Lock()
+	release, n := v.release, len(v.vcpus)
+	v.release = nil
+	v.vcpuMu.Unlock()
+	if release == nil {
+		return
+	}
+	for range n {
+		release <- run
+	}
 }
 
 func (v *VM) joinVCPUs() {
@@ -92,6 +111,7 @@ func (c *vcpu) thread(ready chan<- error, release <-chan bool) {
 	if !<-release || err != nil {
 		return
 	}
+	c.running.Store(true)
 	if err := c.loop(); err != nil {
 		c.vm.requestStop(0, err)
 	}
@@ -122,13 +142,15 @@ func (c *vcpu) configure() error {
 		if err := c.restoreState(r.vcpus[c.id], r.advanceNS); err != nil {
 			return err
 		}
+		c.cpuid = r.vcpus[c.id].CPUID
 		// Tell the guest's kvmclock it was stopped, so its watchdogs
 		// do not count the time saved as a lockup. A guest not using
 		// kvmclock refuses, which changes nothing.
 		_ = c.kvm.KVMClockCtrl()
 		return nil
 	}
-	if err := c.kvm.SetCPUID2(shapeCPUID(v.cpuid, c.id, v.cfg.CPUs)); err != nil {
+	c.cpuid = shapeCPUID(v.cpuid, c.id, v.cfg.CPUs)
+	if err := c.kvm.SetCPUID2(c.cpuid); err != nil {
 		return fmt.Errorf("set CPUID: %w", err)
 	}
 	msrs := bootMSRs()

@@ -32,6 +32,7 @@ const (
 	StopReset                             // the guest asked for a reset (reboot)
 	StopTripleFault                       // a vCPU shut down (triple fault), which resets a PC
 	StopRequested                         // the host asked (context cancelled, Stop)
+	StopMigrated                          // the guest runs on another host now
 )
 
 func (r StopReason) String() string {
@@ -44,6 +45,8 @@ func (r StopReason) String() string {
 		return "guest triple-faulted"
 	case StopRequested:
 		return "stop requested by the host"
+	case StopMigrated:
+		return "guest migrated to another host"
 	}
 	return fmt.Sprintf("StopReason(%d)", int(r))
 }
@@ -68,8 +71,10 @@ type VM struct {
 	stopErr    error
 	stopped    chan struct{}
 
-	vcpuMu sync.Mutex // guards vcpus, set once by startVCPUs
-	vcpus  []*vcpu
+	vcpuMu  sync.Mutex // guards vcpus and release, set by createVCPUs
+	vcpus   []*vcpu
+	release chan bool // lets created vCPUs run; nil once used
+	started bool      // Start ran (guarded by lifeMu)
 
 	lifeMu  sync.Mutex // serialises Pause, Resume and Snapshot; guards life
 	life    pauseState
@@ -283,19 +288,45 @@ func (v *VM) loadGuest() error {
 	return nil
 }
 
-// Run starts the vCPUs and blocks until the guest stops (poweroff, reset,
-// triple fault), ctx is cancelled, or a vCPU fails. A guest-initiated stop
-// returns its reason and a nil error.
+// Run starts the guest (unless Start already did) and blocks until it
+// stops: see Start and Wait.
 func (v *VM) Run(ctx context.Context) (StopReason, error) {
-	if err := v.startVCPUs(); err != nil {
-		v.requestStop(0, err)
-		v.joinVCPUs()
+	if err := v.Start(); err != nil {
 		return 0, err
 	}
-	v.plat.start()
+	return v.Wait(ctx)
+}
+
+// Start creates the vCPUs (unless a migration already did), lets them run
+// and starts the devices; it returns once the guest runs. Starting a VM a
+// second time does nothing.
+func (v *VM) Start() error {
 	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	if v.started {
+		return nil
+	}
+	v.vcpuMu.Lock()
+	created := v.vcpus != nil
+	v.vcpuMu.Unlock()
+	if !created {
+		if err := v.createVCPUs(); err != nil {
+			v.requestStop(0, err)
+			v.joinVCPUs()
+			return err
+		}
+	}
+	v.releaseVCPUs(true)
+	v.plat.start()
+	v.started = true
 	v.life.running = true
-	v.lifeMu.Unlock()
+	return nil
+}
+
+// Wait blocks until the started guest stops (poweroff, reset, triple
+// fault, migrated away), ctx is cancelled, or a vCPU fails. A
+// guest-initiated stop returns its reason and a nil error.
+func (v *VM) Wait(ctx context.Context) (StopReason, error) {
 	select {
 	case <-ctx.Done():
 		v.requestStop(StopRequested, nil)
@@ -328,6 +359,12 @@ func (v *VM) requestStop(reason StopReason, err error) {
 
 // Close releases guest memory, devices and KVM handles.
 func (v *VM) Close() error {
+	// vCPU threads must be gone before their VM is: a stop ends running
+	// ones, and vCPUs that were created but never let run (a failed
+	// incoming migration) are told to end.
+	v.requestStop(StopRequested, nil)
+	v.releaseVCPUs(false)
+	v.joinVCPUs()
 	var errs []error
 	if v.plat != nil {
 		errs = append(errs, v.plat.close())
