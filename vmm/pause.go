@@ -16,12 +16,17 @@ const pauseTimeout = 10 * time.Second
 // ErrNotPaused is returned by requests that need a paused VM.
 var ErrNotPaused = errors.New("the VM is not paused (pause it first)")
 
+// ErrMigrating is returned by requests that would change a VM a migration
+// is moving (it pauses and resumes the guest itself).
+var ErrMigrating = errors.New("a migration of this VM is under way")
+
 // pauseState is the part of the VM that Pause and Resume change; guarded
 // by VM.lifeMu, except resume and parked, which vCPU threads read under
 // VM.parkMu.
 type pauseState struct {
-	running bool          // Run started the vCPUs and they have not stopped
-	paused  bool          // every vCPU is parked and the devices are still
+	running   bool          // Run started the vCPUs and they have not stopped
+	paused    bool          // every vCPU is parked and the devices are still
+	migrating bool          // a migration drives pause and resume
 	resume  chan struct{} // closed by Resume; parked vCPUs wait on it
 	parked  chan int      // each vCPU reports here once parked
 }
@@ -34,6 +39,13 @@ type pauseState struct {
 func (v *VM) Pause() error {
 	v.lifeMu.Lock()
 	defer v.lifeMu.Unlock()
+	if v.life.migrating {
+		return ErrMigrating
+	}
+	return v.pauseLocked()
+}
+
+func (v *VM) pauseLocked() error {
 	if !v.life.running {
 		return ErrNotRunning
 	}
@@ -80,6 +92,9 @@ func (v *VM) Pause() error {
 func (v *VM) Resume() error {
 	v.lifeMu.Lock()
 	defer v.lifeMu.Unlock()
+	if v.life.migrating {
+		return ErrMigrating
+	}
 	if !v.life.running {
 		return ErrNotRunning
 	}

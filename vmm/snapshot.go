@@ -126,6 +126,9 @@ func (v *VM) Snapshot(opts SnapshotOptions) (SnapshotResult, error) {
 	if !v.life.running {
 		return res, ErrNotRunning
 	}
+	if v.life.migrating {
+		return res, ErrMigrating
+	}
 	if !v.life.paused {
 		return res, ErrNotPaused
 	}
@@ -308,6 +311,12 @@ func (v *VM) takeDirty() (snapshot.Bitmap, error) {
 	out := snapshot.NewBitmap(total)
 	if host := v.mem.TakeHostDirty(); host != nil {
 		copy(out, host)
+	}
+	if v.pendingDirty != nil {
+		// Pages a failed migration took from the log: still changed
+		// since the previous snapshot.
+		_ = out.Or(v.pendingDirty)
+		v.pendingDirty = nil
 	}
 	for i, r := range v.mem.Regions() {
 		words := make([]uint64, kvm.DirtyBitmapWords(r.Size))

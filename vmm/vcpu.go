@@ -319,6 +319,8 @@ func (c *vcpu) loop() error {
 			// park and be saved.
 			if v.pausing.Load() {
 				c.park()
+			} else {
+				c.throttled()
 			}
 		case kvm.ExitHLT:
 			// The in-kernel LAPIC handles HLT; a HLT exit means the

@@ -14,6 +14,7 @@ import (
 	"github.com/ternvm/tern/boot/acpi"
 	"github.com/ternvm/tern/boot/mptable"
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
@@ -83,6 +84,12 @@ type VM struct {
 
 	restored *restoredState // set by Restore: what the vCPUs start from
 	dirtyLog bool           // memory slots log dirty pages (diff snapshots)
+	// pendingDirty holds pages a failed migration took from the dirty
+	// log of a VM that tracks them for diff snapshots.
+	pendingDirty snapshot.Bitmap
+
+	throttle throttle   // auto-converge: vCPUs sleep part of their time
+	mig      migrations // the outgoing migration, if any
 }
 
 // New builds a VM from cfg: it opens KVM, maps guest memory, loads the

@@ -95,3 +95,32 @@ func TestHighRegionIsSeparate(t *testing.T) {
 		t.Errorf("write across the hole = %v, want ErrOutOfRange", err)
 	}
 }
+
+// Populated must mark every page the guest wrote and none it never
+// touched, so a migration sends the first and skips the second.
+func TestPopulatedMarksWrittenPagesOnly(t *testing.T) {
+	m, err := New(64<<20, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	written := []uint64{0, 1, 77, 4095, 16383}
+	for _, p := range written {
+		if _, err := m.WriteAt([]byte{1}, int64(p*PageSize+5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := m.Populated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]bool{}
+	for _, p := range written {
+		want[p] = true
+	}
+	for p := uint64(0); p < 16384; p++ {
+		if set := got[p/64]&(1<<(p%64)) != 0; set != want[p] {
+			t.Errorf("page %d: marked %v, written %v", p, set, want[p])
+		}
+	}
+}

@@ -1,0 +1,407 @@
+package vmm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/migrate"
+	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/vmm/memory"
+)
+
+// ErrNoMigration is returned when asking about or cancelling a migration
+// that never started.
+var ErrNoMigration = errors.New("no migration of this VM has been started")
+
+// migrationConfig is the handshake's description of the VM: what the
+// destination checks before any page is copied.
+type migrationConfig struct {
+	Config snapshotConfig
+	// CPUIDs is each vCPU's CPUID as the guest sees it.
+	CPUIDs [][]kvm.CPUIDEntry2
+}
+
+// migrations is the VM's outgoing migration, for status and cancel.
+type migrations struct {
+	mu      sync.Mutex
+	started bool
+	active  bool
+	status  migrate.Status
+	cancel  context.CancelFunc
+}
+
+// Migrate moves the running guest over conn to a tern receiving it (see
+// Receive), and returns once the destination runs it: the guest here is
+// then stopped (Wait returns StopMigrated). If the migration fails before
+// the source commits, the guest runs on here as it was. If the connection
+// dies after the commit, the error wraps migrate.ErrOutcomeUnknown and the
+// guest stays paused here: it may be running at the destination, and only
+// an operator who can ask there should resume it. Pause, Resume and
+// Snapshot are refused while a migration is under way.
+func (v *VM) Migrate(ctx context.Context, conn io.ReadWriter, opts migrate.SendOptions) (migrate.Status, error) {
+	src, err := v.beginMigration()
+	if err != nil {
+		return migrate.Status{Phase: migrate.PhaseFailed, Error: err.Error()}, err
+	}
+	return v.runMigration(ctx, conn, src, opts)
+}
+
+// beginMigration marks the VM as migrating, so that nothing else pauses,
+// resumes or snapshots it, and makes its status "setup".
+func (v *VM) beginMigration() (*migrationSource, error) {
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	switch {
+	case !v.life.running:
+		return nil, ErrNotRunning
+	case v.life.migrating:
+		return nil, ErrMigrating
+	}
+	v.life.migrating = true
+	v.mig.mu.Lock()
+	v.mig.started, v.mig.active, v.mig.cancel = true, true, func() {}
+	v.mig.status = migrate.Status{Phase: migrate.PhaseSetup, TotalBytes: v.mem.Size()}
+	v.mig.mu.Unlock()
+	return &migrationSource{v: v, wasPaused: v.life.paused}, nil
+}
+
+// runMigration runs a migration beginMigration started, and ends it.
+func (v *VM) runMigration(ctx context.Context, conn io.ReadWriter, src *migrationSource, opts migrate.SendOptions) (migrate.Status, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	v.mig.mu.Lock()
+	v.mig.cancel = cancel
+	v.mig.mu.Unlock()
+
+	user := opts.Progress
+	lastRound := -1
+	opts.Progress = func(s migrate.Status) {
+		v.mig.mu.Lock()
+		v.mig.status = s
+		v.mig.mu.Unlock()
+		if s.Round != lastRound || s.Phase != migrate.PhasePreCopy {
+			lastRound = s.Round
+			v.log.WithFields(logrus.Fields{
+				"phase": s.Phase, "round": s.Round, "sent-bytes": s.BytesTransferred, "remaining-bytes": s.RemainingBytes,
+				"bandwidth": s.Bandwidth, "dirty-rate": s.DirtyRate, "throttle": s.ThrottlePercent,
+				"expected-downtime-ms": fmt.Sprintf("%.2f", s.ExpectedDowntimeMS),
+			}).Info("migration progress")
+		}
+		if user != nil {
+			user(s)
+		}
+	}
+	st, err := migrate.Send(ctx, conn, src, opts)
+	v.endMigration(st, err)
+	return st, err
+}
+
+// endMigration records how the migration ended and, when the guest now
+// runs at the destination, stops it here.
+func (v *VM) endMigration(st migrate.Status, err error) {
+	v.mig.mu.Lock()
+	v.mig.status, v.mig.active, v.mig.cancel = st, false, nil
+	v.mig.mu.Unlock()
+	v.lifeMu.Lock()
+	v.life.migrating = false
+	v.lifeMu.Unlock()
+	fields := logrus.Fields{"total-ms": fmt.Sprintf("%.1f", st.TotalTimeMS), "downtime-ms": fmt.Sprintf("%.2f", st.DowntimeMS), "sent-bytes": st.BytesTransferred, "rounds": st.Round}
+	switch {
+	case err == nil:
+		v.log.WithFields(fields).Info("guest migrated: the destination runs it; stopping here")
+		v.requestStop(StopMigrated, nil)
+	case errors.Is(err, migrate.ErrOutcomeUnknown):
+		v.log.WithFields(fields).WithError(err).Error("migration outcome unknown: the guest stays paused here; check the destination before resuming it")
+	default:
+		v.log.WithFields(fields).WithError(err).Warn("migration failed; the guest runs on here")
+	}
+}
+
+// MigrationStatus reports the outgoing migration under way or the last
+// one to end.
+func (v *VM) MigrationStatus() (migrate.Status, error) {
+	v.mig.mu.Lock()
+	defer v.mig.mu.Unlock()
+	if !v.mig.started {
+		return migrate.Status{}, ErrNoMigration
+	}
+	return v.mig.status, nil
+}
+
+// CancelMigration cancels the migration under way; the guest runs on here.
+func (v *VM) CancelMigration() error {
+	v.mig.mu.Lock()
+	defer v.mig.mu.Unlock()
+	if !v.mig.active {
+		return fmt.Errorf("cancel: %w", errNoActiveMigration)
+	}
+	v.mig.cancel()
+	return nil
+}
+
+var errNoActiveMigration = errors.New("no migration is under way")
+
+// migrationSource is the running VM as migrate.Send drives it.
+type migrationSource struct {
+	v         *VM
+	wasPaused bool // the user had paused the guest: it stays paused after a failure
+	// enabled: dirty logging was turned on for the migration (the VM
+	// did not track dirty pages itself).
+	enabled bool
+	// taken, for a VM that tracks dirty pages for diff snapshots, is
+	// what the migration took from its log, given back on failure.
+	taken snapshot.Bitmap
+}
+
+func (s *migrationSource) Hello() (migrate.Hello, error) {
+	v := s.v
+	mc := migrationConfig{Config: v.snapshotConfig()}
+	v.vcpuMu.Lock()
+	for _, c := range v.vcpus {
+		mc.CPUIDs = append(mc.CPUIDs, c.cpuid)
+	}
+	v.vcpuMu.Unlock()
+	raw, err := json.Marshal(mc)
+	if err != nil {
+		return migrate.Hello{}, err
+	}
+	h := migrate.Hello{Config: raw}
+	for _, r := range v.mem.Regions() {
+		h.Regions = append(h.Regions, snapshot.MemoryRegion{GPA: r.GPA, Size: r.Size})
+	}
+	return h, nil
+}
+
+func (s *migrationSource) Regions() [][]byte {
+	var out [][]byte
+	for _, r := range s.v.mem.Regions() {
+		out = append(out, r.Bytes())
+	}
+	return out
+}
+
+func (s *migrationSource) StartDirtyLog() (snapshot.Bitmap, error) {
+	v := s.v
+	if v.dirtyLog {
+		// The log so far belongs to the next diff snapshot: keep it.
+		old, err := v.takeDirty()
+		if err != nil {
+			return nil, err
+		}
+		s.taken = old
+	} else {
+		if err := v.setDirtyLog(true); err != nil {
+			return nil, err
+		}
+		s.enabled = true
+	}
+	// After the log is on: a page written from here on is in the log,
+	// one written before exists in the page tables.
+	words, err := v.mem.Populated()
+	if err != nil {
+		s.StopDirtyLog()
+		return nil, err
+	}
+	return snapshot.Bitmap(words), nil
+}
+
+func (s *migrationSource) TakeDirty() (snapshot.Bitmap, error) {
+	b, err := s.v.takeDirty()
+	if err == nil && s.taken != nil {
+		_ = s.taken.Or(b)
+	}
+	return b, err
+}
+
+func (s *migrationSource) StopDirtyLog() error {
+	v := s.v
+	if s.enabled {
+		s.enabled = false
+		return v.setDirtyLog(false)
+	}
+	if s.taken != nil {
+		if v.pendingDirty == nil {
+			v.pendingDirty = s.taken
+		} else {
+			_ = v.pendingDirty.Or(s.taken)
+		}
+		s.taken = nil
+	}
+	return nil
+}
+
+func (s *migrationSource) Throttle(percent int) { s.v.setThrottle(percent) }
+
+func (s *migrationSource) Pause() error {
+	s.v.lifeMu.Lock()
+	defer s.v.lifeMu.Unlock()
+	return s.v.pauseLocked()
+}
+
+func (s *migrationSource) Resume() error {
+	v := s.v
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	if s.wasPaused || !v.life.running || !v.life.paused {
+		return nil
+	}
+	v.resumeLocked()
+	v.log.Info("VM resumed")
+	return nil
+}
+
+func (s *migrationSource) State() ([]snapshot.Section, error) {
+	v := s.v
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	if !v.life.paused {
+		return nil, ErrNotPaused
+	}
+	st, err := v.captureState()
+	if err != nil {
+		return nil, err
+	}
+	return st.Sections(), nil
+}
+
+// setDirtyLog turns KVM's dirty page log (and the record of pages tern's
+// devices write) on or off for every RAM slot of a running VM.
+func (v *VM) setDirtyLog(on bool) error {
+	v.dirtyLog = on
+	if err := v.registerMemory(); err != nil {
+		return fmt.Errorf("dirty page log: %w", err)
+	}
+	if !on {
+		v.mem.TrackHostAccess(false)
+	}
+	return nil
+}
+
+// ReceiveOptions say what of this host an incoming guest uses: as
+// RestoreOptions, without a directory.
+type ReceiveOptions struct {
+	DiskPaths       map[string]string
+	TAPs            map[string]string
+	VsockSocket     string
+	TrackDirtyPages bool
+
+	Console      io.Writer
+	ConsoleInput io.Reader
+	KVMPath      string
+	Logger       logrus.FieldLogger
+	Started      time.Time
+}
+
+// Receive takes one incoming migration from conn and returns the VM once
+// it runs the guest (call Wait for its end). On any error nothing ran
+// here and nothing is left behind.
+func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (*VM, error) {
+	d := &migrationDest{opts: opts}
+	res, err := migrate.Receive(ctx, conn, d)
+	if err != nil {
+		if d.v != nil {
+			d.v.Close()
+		}
+		return nil, err
+	}
+	if !res.Started || d.v == nil {
+		return nil, errors.New("incoming migration ended without starting the guest")
+	}
+	if res.ConfirmErr != nil {
+		d.v.log.WithError(res.ConfirmErr).Warn("the guest runs here, but the source could not be told so: it keeps its copy paused")
+	}
+	d.v.log.WithField("took", time.Since(d.began).String()).Info("incoming migration complete: the guest runs here")
+	return d.v, nil
+}
+
+// migrationDest builds the VM an incoming migration moves here.
+type migrationDest struct {
+	opts  ReceiveOptions
+	v     *VM
+	mc    migrationConfig
+	began time.Time
+}
+
+func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
+	d.began = time.Now()
+	if err := json.Unmarshal(h.Config, &d.mc); err != nil {
+		return nil, fmt.Errorf("%w: the VM's description: %w", ErrBadSnapshot, err)
+	}
+	c := d.mc.Config
+	if err := checkConfigLimits(c); err != nil {
+		return nil, err
+	}
+	if len(d.mc.CPUIDs) != c.CPUs {
+		return nil, fmt.Errorf("%w: %d vCPU CPUID lists for %d vCPUs", ErrBadSnapshot, len(d.mc.CPUIDs), c.CPUs)
+	}
+	if err := checkLayout(h.Regions, c.MemoryBytes); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	o := d.opts
+	ls := &loadedSnapshot{cfg: c}
+	cfg, err := ls.config(RestoreOptions{
+		DiskPaths: o.DiskPaths, TAPs: o.TAPs, VsockSocket: o.VsockSocket,
+		Console: o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	d.v = v
+	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
+		return nil, err
+	}
+	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
+		return nil, fmt.Errorf("get supported CPUID: %w", err)
+	}
+	for i, id := range d.mc.CPUIDs {
+		if err := checkCPUID(v.cpuid, c.HostCPUID, id); err != nil {
+			return nil, fmt.Errorf("this host cannot run the guest: vCPU %d: %w", i, err)
+		}
+	}
+	if err := v.createVM(); err != nil {
+		return nil, err
+	}
+	if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{}); err != nil {
+		return nil, err
+	}
+	v.dirtyLog = c.TrackDirtyPages || o.TrackDirtyPages
+	if err := v.registerMemory(); err != nil {
+		return nil, err
+	}
+	v.log.WithFields(logrus.Fields{"cpus": c.CPUs, "memory-bytes": c.MemoryBytes}).Info("incoming migration accepted")
+	var out [][]byte
+	for _, r := range v.mem.Regions() {
+		out = append(out, r.Bytes())
+	}
+	return out, nil
+}
+
+func (d *migrationDest) Load(sections []snapshot.Section) error {
+	v := d.v
+	ls, err := parseState(sections, "migration stream")
+	if err != nil {
+		return err
+	}
+	if ls.cfg.CPUs != d.mc.Config.CPUs || ls.cfg.MemoryBytes != d.mc.Config.MemoryBytes {
+		return fmt.Errorf("%w: the final state describes %d vCPUs and %d bytes, the handshake %d and %d",
+			ErrBadSnapshot, ls.cfg.CPUs, ls.cfg.MemoryBytes, d.mc.Config.CPUs, d.mc.Config.MemoryBytes)
+	}
+	if err := checkGuestCPUs(v.cpuid, d.mc.Config.HostCPUID, ls.vcpus); err != nil {
+		return fmt.Errorf("this host cannot run the guest: %w", err)
+	}
+	if err := v.loadState(ls, time.Now()); err != nil {
+		return err
+	}
+	// Everything that can fail does so here, before the source commits.
+	return v.createVCPUs()
+}
+
+func (d *migrationDest) Start() error { return d.v.Start() }
