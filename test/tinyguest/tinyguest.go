@@ -50,10 +50,12 @@ const (
 	// DefaultTickEvery gives a tick about every 30 ms on the PVM-backed
 	// /dev/kvm of the development machines (3 emulated instructions an
 	// iteration); on hardware-backed KVM ticks come far faster.
-	DefaultTickEvery = 15000
+	DefaultTickEvery = 40000
 	// DefaultDirtyStart and DefaultDirtyMiB make the dirty guest write
-	// 16 MiB at 16 MiB: 4096 pages, a pass every ~20 ms on the
-	// development machines. It needs 32 MiB of guest RAM.
+	// 16 MiB at 16 MiB: 4096 pages, a pass every ~4 ms on the
+	// development machines once the pages are backed (about a million
+	// pages a second; first touches are slower). It needs 32 MiB of
+	// guest RAM.
 	DefaultDirtyStart = 16 << 20
 	DefaultDirtyMiB   = 16
 )
