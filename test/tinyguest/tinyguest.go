@@ -5,9 +5,10 @@
 //
 // They exist because the development machines' /dev/kvm (backed by
 // kvm_pvm) cannot boot a stock Linux guest but runs ring-0 code like this
-// in KVM's instruction emulator, at about 1.5 million instructions per
-// second. That is enough to exercise the monitor's own work (start-up,
-// pause, snapshot, restore, dirty tracking, migration) in a plain go test.
+// in KVM's instruction emulator, at a few million instructions per second
+// (the counter loop measured about 4 million). That is enough to
+// exercise the monitor's own work (start-up, pause, snapshot, restore,
+// dirty tracking, migration) in a plain go test.
 //
 // Each guest is a 64-bit ELF with one "Xen" note of type 18
 // (XEN_ELFNOTE_PHYS32_ENTRY) pointing at its .code32 entry, loaded at
