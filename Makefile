@@ -2,10 +2,11 @@
 GO ?= go
 export CGO_ENABLED := 0
 
-# Host tools the end-to-end harness needs (see test/nested, test/fixture).
-DEPS_PACKAGES := qemu-system-x86 busybox-static cpio e2fsprogs
+# Host tools the end-to-end harness (see test/nested, test/fixture) and the
+# hand-written test guests (test/tinyguest: as, ld) need.
+DEPS_PACKAGES := qemu-system-x86 busybox-static cpio e2fsprogs binutils
 # What each package provides, to tell whether it is installed.
-DEPS_TOOLS := qemu-system-x86_64 busybox cpio mke2fs
+DEPS_TOOLS := qemu-system-x86_64 busybox cpio mke2fs as ld
 
 .PHONY: all build deps test unit e2e vet demo bench fuzz-seeds clean
 
