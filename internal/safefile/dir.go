@@ -70,7 +70,7 @@ func (d *Dir) Create(name string) (*Pending, error) {
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		p.Abort()
 		if err == nil {
-			err = fmt.Errorf("%s is a %s: %w", filepath.Join(d.path, tmp), KindOf(st.Mode()), ErrNotRegular)
+			err = &KindError{Path: filepath.Join(d.path, tmp), Mode: st.Mode(), Want: "regular file"}
 		}
 		return nil, err
 	}

@@ -8,11 +8,28 @@ package safefile
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 )
 
-// ErrNotRegular is wrapped when a file is not of a kind the caller accepts.
+// ErrNotRegular is wrapped (by a *KindError) when a file is not of a kind
+// the caller accepts.
 var ErrNotRegular = errors.New("not a regular file")
+
+// KindError says that the file at Path is of a kind the caller did not
+// accept; errors.Is(err, ErrNotRegular) holds.
+type KindError struct {
+	Path string
+	Mode fs.FileMode
+	Want string // what was accepted: "regular file", "regular file or FIFO"...
+}
+
+func (e *KindError) Error() string {
+	return fmt.Sprintf("%s is a %s, not a %s", e.Path, KindOf(e.Mode), e.Want)
+}
+
+// Unwrap gives ErrNotRegular.
+func (e *KindError) Unwrap() error { return ErrNotRegular }
 
 // KindOf names the type of a file for messages: "regular file", "FIFO",
 // "directory" and so on.

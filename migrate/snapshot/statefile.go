@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/ternvm/tern/internal/safefile"
@@ -50,19 +49,14 @@ func WriteStateFile(path string, sections []Section) (err error) {
 // ReadStateFile reads and checks the state file at path (at most
 // MaxStateSize bytes). Its errors name the path.
 func ReadStateFile(path string) ([]Section, error) {
-	f, err := os.Open(path)
+	// Opened without blocking and checked on the descriptor: a FIFO in
+	// place of the state file is refused, not waited on.
+	f, st, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vmstate: %w", err)
 	}
 	defer f.Close()
 	label := "vmstate " + path
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("vmstate: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", label, st.Mode().Type())
-	}
 	if st.Size() > MaxStateSize {
 		return nil, stateErr(label, ErrTooLarge, "too large: %d bytes, at most %d", st.Size(), MaxStateSize)
 	}
