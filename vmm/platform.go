@@ -24,6 +24,7 @@ type platform struct {
 	pio      *devices.Bus
 	mmio     *devices.Bus
 	serial   *devices.Serial
+	console  *consoleBuffer // between the UART and Config.Console
 	rtc      *devices.RTC
 	irqs     []*irqLine
 	virtio   []*virtioSlot
@@ -58,7 +59,8 @@ func newPlatform(v *VM) (_ *platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p.serial = devices.NewSerial(v.cfg.Console, com1)
+	p.console = newConsoleBuffer(v.cfg.Console, consoleBufferSize)
+	p.serial = devices.NewSerial(p.console, com1)
 	p.rtc = devices.NewRTC(time.Now)
 	reset := func() { v.requestStop(StopReset, nil) }
 	poweroff := func() { v.requestStop(StopPoweroff, nil) }
@@ -198,6 +200,16 @@ func (p *platform) bootDone(d time.Duration) {
 }
 
 func (p *platform) close() error {
+	if p.console != nil {
+		p.console.Close(consoleFlushTimeout)
+		if n := p.console.Dropped(); n > 0 {
+			l := p.log.WithField("bytes", n)
+			if err := p.console.Err(); err != nil {
+				l = l.WithError(err)
+			}
+			l.Warn("console output dropped: the console did not keep up")
+		}
+	}
 	errs := []error{p.closeVirtio()}
 	for _, l := range p.irqs {
 		errs = append(errs, l.close(p.vm.vm))
