@@ -145,7 +145,7 @@ func runUntilStopped(vm *vmm.VM, apiSocket string) error {
 // consoleFlag is --console of every command that runs a guest; openConsole
 // reads it.
 func consoleFlag() cli.Flag {
-	return &cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"}
+	return &cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or the path of a file (created 0600) or FIFO to write"}
 }
 
 // openConsole opens the guest's serial console as --console says: its
@@ -159,7 +159,7 @@ func openConsole(spec string) (io.Writer, io.Reader, func(), error) {
 	case "":
 		return nil, nil, nil, fmt.Errorf("--console: empty; use stdio, none or a file path")
 	}
-	f, err := os.OpenFile(spec, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := openConsoleFile(spec)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--console: %w", err)
 	}
