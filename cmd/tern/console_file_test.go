@@ -18,7 +18,7 @@ func TestConsoleFileIsPrivateAndNotFollowed(t *testing.T) {
 	defer syscall.Umask(old)
 
 	path := filepath.Join(dir, "console.log")
-	w, _, closeFn, err := openConsole(path)
+	w, _, closeFn, err := openConsole(path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,13 +32,13 @@ func TestConsoleFileIsPrivateAndNotFollowed(t *testing.T) {
 	os.WriteFile(victim, []byte("keep me"), 0o600)
 	link := filepath.Join(dir, "link")
 	os.Symlink(victim, link)
-	if _, _, _, err := openConsole(link); !errors.Is(err, safefile.ErrSymlink) {
+	if _, _, _, err := openConsole(link, false); !errors.Is(err, safefile.ErrSymlink) {
 		t.Errorf("a link as console: %v, want ErrSymlink", err)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "keep me" {
 		t.Errorf("the link's target was truncated to %q", b)
 	}
-	if _, _, _, err := openConsole("/dev/null"); !errors.Is(err, safefile.ErrNotRegular) {
+	if _, _, _, err := openConsole("/dev/null", false); !errors.Is(err, safefile.ErrNotRegular) {
 		t.Errorf("a character device as console: %v, want it refused", err)
 	}
 }
@@ -49,7 +49,7 @@ func TestConsoleFIFOWithoutReaderFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { _, _, _, err := openConsole(fifo); done <- err }()
+	go func() { _, _, _, err := openConsole(fifo, false); done <- err }()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "console FIFO "+fifo+" has no reader") {
@@ -67,7 +67,7 @@ func TestConsoleFIFOWithoutReaderFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	w, _, closeFn, err := openConsole(fifo)
+	w, _, closeFn, err := openConsole(fifo, false)
 	if err != nil {
 		t.Fatal(err)
 	}
