@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/internal/safefile"
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
@@ -183,20 +184,13 @@ func probeKernel(path string) error {
 	return err
 }
 
-// openRegular opens path for reading if it is a regular file.
+// openRegular opens path for reading if it is a regular file. The type
+// is checked on the open descriptor and the open cannot block, so a FIFO
+// in place of a kernel or initrd is reported rather than waited on.
 func openRegular(path string) (*os.File, int64, error) {
-	f, err := os.Open(path)
+	f, st, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, 0, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, 0, fmt.Errorf("%s is not a regular file", path)
 	}
 	return f, st.Size(), nil
 }

@@ -24,17 +24,32 @@ type platform struct {
 	pio      *devices.Bus
 	mmio     *devices.Bus
 	serial   *devices.Serial
+	console  *consoleBuffer // between the UART and Config.Console
 	rtc      *devices.RTC
 	irqs     []*irqLine
 	virtio   []*virtioSlot
 	balloon  *balloon.Device
 	firstRun sync.Once
 
-	unhandled sync.Map // port or address -> struct{}, to log each once
+	// unhandled remembers the latest unhandled addresses, to log each
+	// once while remembered; its size is fixed whatever the guest
+	// touches. unhandledLog and bootLog bound the lines a guest can
+	// make tern log.
+	unhandled    *seenTable[unhandledKey]
+	unhandledLog *logLimiter
+	bootLog      *logLimiter
+}
+
+// unhandledKey is a struct, not a formatted string: a guest polling an
+// empty port must not cost an allocation per access.
+type unhandledKey struct {
+	space string
+	addr  uint64
 }
 
 func newPlatform(v *VM) (_ *platform, err error) {
 	p := &platform{vm: v, log: v.log, pio: devices.NewBus("pio"), mmio: devices.NewBus("mmio")}
+	p.initGuestLogLimits()
 	defer func() {
 		if err != nil {
 			p.close()
@@ -44,13 +59,11 @@ func newPlatform(v *VM) (_ *platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p.serial = devices.NewSerial(v.cfg.Console, com1)
+	p.console = newConsoleBuffer(v.cfg.Console, consoleBufferSize)
+	p.serial = devices.NewSerial(p.console, com1)
 	p.rtc = devices.NewRTC(time.Now)
 	reset := func() { v.requestStop(StopReset, nil) }
 	poweroff := func() { v.requestStop(StopPoweroff, nil) }
-	bootDone := func(d time.Duration) {
-		p.log.WithField("boot-time", d.String()).Info("guest signalled boot done (boot-time)")
-	}
 	for _, r := range []struct {
 		base, size uint64
 		dev        devices.Device
@@ -59,7 +72,7 @@ func newPlatform(v *VM) (_ *platform, err error) {
 		{boot.PortI8042Data, 5, devices.NewI8042(reset)},
 		{boot.PortRTC, 2, p.rtc},
 		{boot.PortACPISleepCtl, 3, devices.NewACPIPM(poweroff, reset)},
-		{boot.PortBootTimer, 1, devices.NewBootTimer(v.cfg.Started, bootDone)},
+		{boot.PortBootTimer, 1, devices.NewBootTimer(v.cfg.Started, p.bootDone)},
 	} {
 		if err := p.pio.Register(r.base, r.size, r.dev); err != nil {
 			return nil, fmt.Errorf("register device at port %#x: %w", r.base, err)
@@ -151,20 +164,52 @@ func (p *platform) handleMMIO(e kvm.ExitMMIO) {
 	}
 }
 
+func (p *platform) initGuestLogLimits() {
+	p.unhandled = newSeenTable[unhandledKey](unhandledTableSize)
+	p.unhandledLog = newLogLimiter(guestLogLines, guestLogPeriod)
+	p.bootLog = newLogLimiter(guestLogLines, guestLogPeriod)
+}
+
 func (p *platform) noteUnhandled(space string, addr uint64, read bool) {
-	// A struct key: a guest polling an empty port must not cost a
-	// formatted string per access.
-	key := struct {
-		space string
-		addr  uint64
-	}{space, addr}
-	if _, seen := p.unhandled.LoadOrStore(key, struct{}{}); seen {
+	if !p.unhandled.add(unhandledKey{space, addr}) {
 		return
 	}
-	p.log.WithFields(logrus.Fields{"space": space, "addr": fmt.Sprintf("%#x", addr), "read": read}).Debug("guest access to nothing (logged once)")
+	ok, dropped := p.unhandledLog.allow(time.Now())
+	if !ok {
+		return
+	}
+	f := logrus.Fields{"space": space, "addr": fmt.Sprintf("%#x", addr), "read": read}
+	if dropped > 0 {
+		f["dropped"] = dropped
+	}
+	p.log.WithFields(f).Debug("guest access to nothing (logged once)")
+}
+
+// bootDone is the boot timer's callback. A guest can write the port in a
+// loop, so its lines are rate-limited like noteUnhandled's.
+func (p *platform) bootDone(d time.Duration) {
+	ok, dropped := p.bootLog.allow(time.Now())
+	if !ok {
+		return
+	}
+	l := p.log.WithField("boot-time", d.String())
+	if dropped > 0 {
+		l = l.WithField("dropped", dropped)
+	}
+	l.Info("guest signalled boot done (boot-time)")
 }
 
 func (p *platform) close() error {
+	if p.console != nil {
+		p.console.Close(consoleFlushTimeout)
+		if n := p.console.Dropped(); n > 0 {
+			l := p.log.WithField("bytes", n)
+			if err := p.console.Err(); err != nil {
+				l = l.WithError(err)
+			}
+			l.Warn("console output dropped: the console did not keep up")
+		}
+	}
 	errs := []error{p.closeVirtio()}
 	for _, l := range p.irqs {
 		errs = append(errs, l.close(p.vm.vm))

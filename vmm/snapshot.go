@@ -282,11 +282,14 @@ func (v *VM) writeMemory(path string, diff bool) (snapshot.MemoryInfo, error) {
 			return info, err
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// A fresh file renamed into place: nothing planted in the directory
+	// (a link to another file, a FIFO) is opened or written through.
+	pending, err := createSnapshotFile(path)
 	if err != nil {
 		return info, fmt.Errorf("snapshot: memory file: %w", err)
 	}
-	defer f.Close()
+	defer pending.Abort()
+	f := pending.File()
 	if diff {
 		info.Kind = "diff"
 		info.Dirty = dirty
@@ -297,8 +300,8 @@ func (v *VM) writeMemory(path string, diff bool) (snapshot.MemoryInfo, error) {
 	if err != nil {
 		return info, fmt.Errorf("snapshot: write memory file %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return info, fmt.Errorf("snapshot: close memory file %s: %w", path, err)
+	if err := pending.Commit(); err != nil {
+		return info, fmt.Errorf("snapshot: memory file %s: %w", path, err)
 	}
 	return info, nil
 }

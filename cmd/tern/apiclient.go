@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -18,23 +16,19 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// serveAPI listens on sock (replacing a stale socket, never another file)
-// and serves vm's API until the returned stop is called.
+// serveAPI listens on sock (see listenAPI) and serves vm's API until the
+// returned stop is called.
 func serveAPI(sock string, vm *vmm.VM) (func(), error) {
-	if st, err := os.Lstat(sock); err == nil {
-		if st.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("--api-socket: %s exists and is not a socket", sock)
-		}
-		os.Remove(sock)
-	}
-	ln, err := net.Listen("unix", sock)
+	ln, remove, err := listenAPI(sock)
 	if err != nil {
 		return nil, fmt.Errorf("--api-socket: %w", err)
 	}
 	srv := api.Serve(ln, vm)
 	return func() {
+		// Removed while still listening: no other tern can have taken
+		// the path (ours answers), and our inode cannot be reused.
+		remove()
 		srv.Close()
-		os.Remove(sock)
 	}, nil
 }
 

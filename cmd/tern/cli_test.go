@@ -35,7 +35,7 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{"unknown flag", []string{"run", "--kernal", notKernel}, "flag provided but not defined: -kernal"},
 		{"no kernel flag", []string{"run"}, `Required flag "kernel" not set`},
 		{"missing kernel", []string{"run", "--kernel", missing}, "kernel: open " + missing + ": no such file or directory"},
-		{"directory as kernel", []string{"run", "--kernel", dir}, "is not a regular file"},
+		{"directory as kernel", []string{"run", "--kernel", dir}, dir + " is a directory, not a regular file"},
 		{"neither ELF nor bzImage", []string{"run", "--kernel", notKernel}, "neither an ELF vmlinux nor a bzImage"},
 		{"bad memory size", []string{"run", "--kernel", notKernel, "--memory", "lots"}, `--memory: "lots" is not a size like 256M or 2G`},
 		{"memory too small", []string{"run", "--kernel", kernel, "--memory", "1M"}, "below the minimum"},

@@ -35,6 +35,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	ignoreSIGPIPE()
 	os.Exit(runMain(os.Args, os.Stdout, os.Stderr))
 }
 

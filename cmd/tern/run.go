@@ -24,7 +24,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "cmdline", Usage: "kernel command line (default: " + vmm.DefaultCmdline + ")"},
 			&cli.IntFlag{Name: "cpus", Value: vmm.DefaultCPUs, Usage: "number of vCPUs"},
 			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
-			consoleFlag(),
+			consoleFlag(), consoleRawFlag(),
 			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on] (repeatable)"},
 			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE] (repeatable; the TAP is created if missing)"},
 			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
@@ -90,7 +90,7 @@ func runAction(c *cli.Context) error {
 		return fmt.Errorf("--cpus: %d is not a positive number of vCPUs", cfg.CPUs)
 	}
 	var closeConsole func()
-	if cfg.Console, cfg.ConsoleInput, closeConsole, err = openConsole(c.String("console")); err != nil {
+	if cfg.Console, cfg.ConsoleInput, closeConsole, err = openConsole(c.String("console"), c.Bool("console-raw")); err != nil {
 		return err
 	}
 	defer closeConsole()
@@ -117,7 +117,7 @@ func runUntilStopped(vm *vmm.VM, apiSocket string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, stopSignals()...)
 	defer signal.Stop(sigs)
 	var got os.Signal
 	go func() {
@@ -145,21 +145,30 @@ func runUntilStopped(vm *vmm.VM, apiSocket string) error {
 // consoleFlag is --console of every command that runs a guest; openConsole
 // reads it.
 func consoleFlag() cli.Flag {
-	return &cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or a file path to write"}
+	return &cli.StringFlag{Name: "console", Value: "stdio", Usage: "guest serial console: stdio, none, or the path of a file (created 0600) or FIFO to write"}
+}
+
+// consoleRawFlag is --console-raw, read with --console by openConsole.
+func consoleRawFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "console-raw", Usage: "with --console stdio, pass the guest's terminal control sequences (colours, titles, clipboard writes) to this terminal unfiltered"}
 }
 
 // openConsole opens the guest's serial console as --console says: its
-// output, its input (nil for none) and what to close at the end.
-func openConsole(spec string) (io.Writer, io.Reader, func(), error) {
+// output, its input (nil for none) and what to close at the end. On stdio
+// the guest's terminal control sequences are filtered out unless raw.
+func openConsole(spec string, raw bool) (io.Writer, io.Reader, func(), error) {
 	switch spec {
 	case "stdio":
-		return os.Stdout, os.Stdin, func() {}, nil
+		if raw {
+			return os.Stdout, os.Stdin, func() {}, nil
+		}
+		return newTermFilter(os.Stdout), os.Stdin, func() {}, nil
 	case "none":
 		return io.Discard, nil, func() {}, nil
 	case "":
 		return nil, nil, nil, fmt.Errorf("--console: empty; use stdio, none or a file path")
 	}
-	f, err := os.OpenFile(spec, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := openConsoleFile(spec)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--console: %w", err)
 	}

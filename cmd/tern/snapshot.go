@@ -60,7 +60,7 @@ func snapshotCommand() *cli.Command {
 				ArgsUsage: " ",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dir", Usage: "the snapshot's directory", Required: true},
-					consoleFlag(),
+					consoleFlag(), consoleRawFlag(),
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the restored VM's HTTP API on this Unix socket"},
 					&cli.StringSliceFlag{Name: "disk", Usage: "use another image for a disk: OLDPATH=NEWPATH (repeatable)"},
 					&cli.StringSliceFlag{Name: "tap", Usage: "use another TAP for a network: OLD=NEW (repeatable)"},
@@ -138,7 +138,7 @@ func snapshotRestore(c *cli.Context) error {
 		return err
 	}
 	var closeConsole func()
-	if opts.Console, opts.ConsoleInput, closeConsole, err = openConsole(c.String("console")); err != nil {
+	if opts.Console, opts.ConsoleInput, closeConsole, err = openConsole(c.String("console"), c.Bool("console-raw")); err != nil {
 		return err
 	}
 	defer closeConsole()

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
+
+	"github.com/ternvm/tern/internal/safefile"
 )
 
 // mergeChunkPages bounds one read/write of MergeDiff (1 MiB).
@@ -70,19 +73,17 @@ func MergeDiff(basePath, diffPath string, diff MemoryInfo) error {
 }
 
 // openMemory opens a memory file and checks, on the open file, that it is
-// a regular file of the expected size.
+// a regular file of the expected size. A symbolic link in its place is not
+// followed (the base is written to) and a FIFO does not block the open.
 func openMemory(path string, flag int, want uint64) (*os.File, error) {
-	f, err := os.OpenFile(path, flag, 0)
+	f, st, err := safefile.Open(path, flag|syscall.O_NOFOLLOW, 0, safefile.Regular)
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrSymlink) {
+		return nil, &detailError{kind: ErrMalformed, msg: "memory file " + err.Error()}
+	}
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err == nil && !st.Mode().IsRegular() {
-		err = &detailError{kind: ErrMalformed, msg: fmt.Sprintf("memory file %s is not a regular file (%v)", path, st.Mode().Type())}
-	}
-	if err == nil {
-		err = checkMemorySize(path, st.Size(), want)
-	}
+	err = checkMemorySize(path, st.Size(), want)
 	if err != nil {
 		f.Close()
 		return nil, err

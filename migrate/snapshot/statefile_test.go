@@ -51,7 +51,8 @@ func TestWriteStateFileReplacesWholeOrNotAtAll(t *testing.T) {
 	}
 	old, _ := os.ReadFile(path)
 
-	// A stale temporary from a crashed writer does not get in the way.
+	// A stale temporary from an older writer does not get in the way,
+	// and is not ours to open or remove.
 	os.WriteFile(path+".tmp", []byte("half a file"), 0o600)
 	if err := WriteStateFile(path, []Section{{"only", []byte("x")}}); err != nil {
 		t.Fatal(err)
@@ -60,9 +61,10 @@ func TestWriteStateFileReplacesWholeOrNotAtAll(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Name != "only" {
 		t.Fatalf("after the replacement: %v, %v", got, err)
 	}
-	if names := dirNames(t, dir); !reflect.DeepEqual(names, []string{"vmstate"}) {
-		t.Errorf("directory holds %v, want only vmstate", names)
+	if names := dirNames(t, dir); !reflect.DeepEqual(names, []string{"vmstate", "vmstate.tmp"}) {
+		t.Errorf("directory holds %v, want vmstate and the stale vmstate.tmp", names)
 	}
+	os.Remove(path + ".tmp")
 
 	// A refused write leaves the previous file as it was.
 	os.WriteFile(path, old, 0o600)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/ternvm/tern/internal/safefile"
 )
 
 // Config describes one disk.
@@ -47,7 +49,12 @@ func openImage(cfg Config) (*os.File, uint64, error) {
 	if cfg.ReadOnly {
 		flags = os.O_RDONLY
 	}
-	f, err := os.OpenFile(cfg.Path, flags, 0)
+	// Opened without blocking, so a FIFO in place of the image is refused
+	// by imageCapacity rather than waited on.
+	f, _, err := safefile.Open(cfg.Path, flags, 0, safefile.Regular|safefile.BlockDevice)
+	if errors.Is(err, safefile.ErrNotRegular) {
+		return nil, 0, fmt.Errorf("%w: disk image %w", ErrBadConfig, err)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: open disk image %q: %w", ErrBadConfig, cfg.Path, err)
 	}

@@ -101,7 +101,9 @@ func TestFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rw.Close()
-	ro, err := New(Config{Path: path, ReadOnly: true})
+	// Another image: the first is locked by the writable device.
+	roPath, _ := image(t, 8)
+	ro, err := New(Config{Path: roPath, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

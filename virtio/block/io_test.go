@@ -270,8 +270,10 @@ func TestResetAndActivateAgain(t *testing.T) {
 	h.dev.Reset()
 	h.dev.Reset() // idempotent
 
-	// A fresh driver brings up the queue again.
-	h2 := newHarness(t, Config{Path: path}, allFeatures)
+	// A fresh driver brings up the queue again. (Its harness's own
+	// device, closed at once, gets another image: the first is locked.)
+	other, _ := image(t, 8)
+	h2 := newHarness(t, Config{Path: other}, allFeatures)
 	h2.dev.Close()
 	h2.dev = h.dev
 	r := h2.do(specTIn, 2, nil, specSector)

@@ -136,10 +136,30 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// Serve answers API requests on ln until it is closed.
+// Timeouts of the API's server: a client that stalls or idles must not
+// hold a connection (a descriptor and a goroutine) for ever.
+// WriteTimeout runs from the end of the request's headers to the end of
+// the response, so it covers the handler: it must outlast a snapshot of
+// a large guest.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second // bodies are at most 4 KiB
+	WriteTimeout      = 5 * time.Minute
+	IdleTimeout       = time.Minute
+)
+
+// Serve answers API requests on ln until it is closed, with at most
+// MaxConns connections open at once.
 func Serve(ln net.Listener, c Controller) *http.Server {
-	srv := &http.Server{Handler: Handler(c), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	srv := &http.Server{
+		Handler:           Handler(c),
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go srv.Serve(LimitListener(ln, MaxConns))
 	return srv
 }
 

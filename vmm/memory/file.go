@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ternvm/tern/internal/safefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,18 +17,16 @@ func FromFile(path string, size uint64) (*Memory, error) {
 	if size == 0 || size%PageSize != 0 {
 		return nil, fmt.Errorf("guest memory size %d is not a non-zero multiple of %d", size, PageSize)
 	}
-	f, err := os.Open(path)
+	// Opened without blocking and checked on the descriptor: a FIFO in
+	// place of the memory file is refused, not waited on.
+	f, st, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("open guest memory file: %w", err)
 	}
 	// The mappings keep the file referenced; the descriptor is not needed
 	// once they exist.
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat guest memory file: %w", err)
-	}
-	if !st.Mode().IsRegular() || uint64(st.Size()) != size {
+	if uint64(st.Size()) != size {
 		return nil, fmt.Errorf("guest memory file %s is %d bytes, the guest has %d", path, st.Size(), size)
 	}
 	m := &Memory{size: size, file: st}

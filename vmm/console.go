@@ -1,0 +1,138 @@
+package vmm
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Console output buffering: the guest's serial output is written on the
+// vCPU thread, so a console reader that stops reading must not be able
+// to stop the vCPU.
+const (
+	consoleBufferSize = 1 << 20
+	// consoleFlushTimeout is how long closing waits for buffered output
+	// to reach a slow console before giving up on it.
+	consoleFlushTimeout = 2 * time.Second
+)
+
+// consoleBuffer is an io.Writer that never blocks: bytes go into a
+// bounded buffer that a goroutine of its own drains into the real
+// writer, in order. When the buffer is full, bytes are dropped and
+// counted, as are bytes the real writer refused.
+type consoleBuffer struct {
+	w    io.Writer
+	max  int
+	mu   sync.Mutex
+	cond *sync.Cond
+	buf  []byte // waiting to be written
+	// spare is the drainer's last chunk, reused so that steady output
+	// does not allocate.
+	spare   []byte
+	closed  bool
+	done    chan struct{}
+	dropped atomic.Uint64
+	werr    error // the real writer's first error
+}
+
+func newConsoleBuffer(w io.Writer, max int) *consoleBuffer {
+	c := &consoleBuffer{w: w, max: max, done: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
+	go c.drain()
+	return c
+}
+
+// Write takes as much of p as fits and drops the rest; it never blocks
+// on the real writer and always reports len(p) written, so the UART
+// sees a console that is always ready.
+func (c *consoleBuffer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	n := len(p)
+	if c.closed {
+		n = 0
+	} else if room := c.max - len(c.buf); n > room {
+		n = room
+	}
+	c.buf = append(c.buf, p[:n]...)
+	c.mu.Unlock()
+	if n > 0 {
+		c.cond.Signal()
+	}
+	if lost := len(p) - n; lost > 0 {
+		c.dropped.Add(uint64(lost))
+	}
+	return len(p), nil
+}
+
+func (c *consoleBuffer) drain() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		for len(c.buf) == 0 && !c.closed {
+			c.cond.Wait()
+		}
+		if len(c.buf) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		chunk := c.buf
+		c.buf = c.spare[:0]
+		c.mu.Unlock()
+
+		n, err := c.w.Write(chunk)
+		if err != nil || n < len(chunk) {
+			c.dropped.Add(uint64(len(chunk) - min(n, len(chunk))))
+			c.mu.Lock()
+			if c.werr == nil && err != nil {
+				c.werr = err
+			}
+			c.mu.Unlock()
+		}
+		c.mu.Lock()
+		c.spare = chunk
+		c.mu.Unlock()
+	}
+}
+
+// Dropped is how many bytes of output never reached the real writer (or
+// are still buffered after Close gave up on it).
+func (c *consoleBuffer) Dropped() uint64 { return c.dropped.Load() }
+
+// Err is the first error the real writer returned.
+func (c *consoleBuffer) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.werr
+}
+
+// Close stops taking output and waits up to timeout for what is buffered
+// to be written; what is not by then counts as dropped. The drainer
+// itself may stay blocked in the real writer.
+func (c *consoleBuffer) Close(timeout time.Duration) {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	c.cond.Broadcast()
+	if already {
+		return
+	}
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		c.mu.Lock()
+		c.dropped.Add(uint64(len(c.buf)))
+		c.buf = nil
+		c.mu.Unlock()
+	}
+}
+
+// ConsoleDropped returns how many bytes of the guest's console output
+// were dropped because the console did not keep up (or failed).
+func (v *VM) ConsoleDropped() uint64 {
+	if v.plat == nil || v.plat.console == nil {
+		return 0
+	}
+	return v.plat.console.Dropped()
+}
