@@ -31,6 +31,7 @@ type consoleBuffer struct {
 	// does not allocate.
 	spare   []byte
 	closed  bool
+	writing bool // the drainer is in the real writer
 	done    chan struct{}
 	dropped atomic.Uint64
 	werr    error // the real writer's first error
@@ -78,6 +79,7 @@ func (c *consoleBuffer) drain() {
 		}
 		chunk := c.buf
 		c.buf = c.spare[:0]
+		c.writing = true
 		c.mu.Unlock()
 
 		n, err := c.w.Write(chunk)
@@ -91,7 +93,27 @@ func (c *consoleBuffer) drain() {
 		}
 		c.mu.Lock()
 		c.spare = chunk
+		c.writing = false
 		c.mu.Unlock()
+	}
+}
+
+// Flush waits up to timeout until everything written so far has reached
+// the real writer, and reports whether it did: a VM that stopped has said
+// all it will say once Wait returns.
+func (c *consoleBuffer) Flush(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		c.mu.Lock()
+		idle := len(c.buf) == 0 && !c.writing
+		c.mu.Unlock()
+		if idle {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

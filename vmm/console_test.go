@@ -3,6 +3,8 @@ package vmm
 import (
 	"bytes"
 	"errors"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,4 +95,51 @@ func TestConsoleBufferCountsWhatTheWriterRefuses(t *testing.T) {
 	if c.Dropped() != 5 || c.Err() == nil {
 		t.Errorf("dropped %d, err %v; want 5 and the writer's error", c.Dropped(), c.Err())
 	}
+}
+
+// Flush returns once the real writer has everything, so a caller who saw
+// the VM stop reads its whole console.
+func TestConsoleBufferFlushDeliversEverything(t *testing.T) {
+	var got syncBuffer
+	c := newConsoleBuffer(&slowWriter{w: &got, delay: 5 * time.Millisecond}, 1<<10)
+	defer c.Close(time.Second)
+	for i := 0; i < 20; i++ {
+		c.Write([]byte("line\n"))
+	}
+	if !c.Flush(5 * time.Second) {
+		t.Fatal("Flush gave up")
+	}
+	if g := got.String(); g != strings.Repeat("line\n", 20) {
+		t.Errorf("after Flush the writer has %q", g)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the drainer and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// slowWriter takes its time over every write, like a console on a slow
+// terminal.
+type slowWriter struct {
+	w     io.Writer
+	delay time.Duration
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(s.delay)
+	return s.w.Write(p)
 }

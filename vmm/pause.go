@@ -27,8 +27,8 @@ type pauseState struct {
 	running   bool          // Run started the vCPUs and they have not stopped
 	paused    bool          // every vCPU is parked and the devices are still
 	migrating bool          // a migration drives pause and resume
-	resume  chan struct{} // closed by Resume; parked vCPUs wait on it
-	parked  chan int      // each vCPU reports here once parked
+	resume    chan struct{} // closed by Resume; parked vCPUs wait on it
+	parked    chan int      // each vCPU reports here once parked
 }
 
 // Pause stops the guest: every vCPU leaves KVM_RUN (completing the

@@ -340,6 +340,9 @@ func (v *VM) Wait(ctx context.Context) (StopReason, error) {
 	case <-v.stopped:
 	}
 	v.joinVCPUs()
+	if v.plat.console != nil {
+		v.plat.console.Flush(consoleFlushTimeout)
+	}
 	v.lifeMu.Lock()
 	v.life.running = false
 	v.lifeMu.Unlock()
