@@ -1,10 +1,8 @@
 package migrate
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"time"
 
 	"github.com/ternvm/tern/migrate/snapshot"
@@ -140,17 +138,6 @@ var (
 	ErrAborted = errors.New("the peer aborted the migration")
 )
 
-// Send migrates src over conn. On success the destination runs the guest
-// and src stays paused for the caller to stop. Any failure before the
-// source commits resumes src (unthrottled, dirty log stopped) before Send
-// returns; a failure after it returns ErrOutcomeUnknown with src paused.
-// Cancelling ctx cancels the migration (ErrCancelled); opts.Timeout
-// cancels or forces it. When conn is a net.Conn its deadlines bound every
-// wait for the peer and unblock I/O when ctx is cancelled.
-func Send(ctx context.Context, conn io.ReadWriter, src Source, opts SendOptions) (Status, error) {
-	return Status{Phase: PhaseFailed}, errors.New("migrate.Send: not implemented")
-}
-
 // ReceiveResult says how an incoming migration ended.
 type ReceiveResult struct {
 	// Started: dst runs the guest (Start returned nil).
@@ -158,12 +145,4 @@ type ReceiveResult struct {
 	// ConfirmErr, when Started, says the source could not be told; it
 	// then keeps the guest paused and reports ErrOutcomeUnknown.
 	ConfirmErr error
-}
-
-// Receive takes one incoming migration from conn into dst. It returns a
-// nil error exactly when dst runs the guest; any error means the guest
-// was not started here and dst should be discarded. The error says why,
-// and the source is told (an abort message) where the stream still works.
-func Receive(ctx context.Context, conn io.ReadWriter, dst Destination) (ReceiveResult, error) {
-	return ReceiveResult{}, errors.New("migrate.Receive: not implemented")
 }
