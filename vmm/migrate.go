@@ -13,12 +13,13 @@ import (
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/vmm/api"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
 // ErrNoMigration is returned when asking about or cancelling a migration
 // that never started.
-var ErrNoMigration = errors.New("no migration of this VM has been started")
+var ErrNoMigration = fmt.Errorf("no migration of this VM has been started: %w", api.ErrNotFound)
 
 // migrationConfig is the handshake's description of the VM: what the
 // destination checks before any page is copied.
@@ -249,6 +250,9 @@ func (s *migrationSource) Resume() error {
 	v := s.v
 	v.lifeMu.Lock()
 	defer v.lifeMu.Unlock()
+	if err := v.retakeDisks(relockPatience); err != nil {
+		return err
+	}
 	if s.wasPaused || !v.life.running || !v.life.paused {
 		return nil
 	}
@@ -266,6 +270,9 @@ func (s *migrationSource) State() ([]snapshot.Section, error) {
 	}
 	st, err := v.captureState()
 	if err != nil {
+		return nil, err
+	}
+	if err := v.handOverDisks(); err != nil {
 		return nil, err
 	}
 	return st.Sections(), nil
@@ -404,4 +411,10 @@ func (d *migrationDest) Load(sections []snapshot.Section) error {
 	return v.createVCPUs()
 }
 
-func (d *migrationDest) Start() error { return d.v.Start() }
+func (d *migrationDest) Start() error {
+	if err := d.v.Start(); err != nil {
+		return err
+	}
+	go d.v.plat.announce(d.v.plat.netDevices())
+	return nil
+}

@@ -101,6 +101,11 @@ func (v *VM) Resume() error {
 	if !v.life.paused {
 		return nil
 	}
+	// After a migration whose outcome is unknown the disks may be in
+	// the destination's hands, and with them the guest.
+	if err := v.retakeDisks(0); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
 	v.resumeLocked()
 	v.log.Info("VM resumed")
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/ternvm/tern/boot/mptable"
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/virtio/block"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
@@ -87,6 +88,11 @@ type VM struct {
 	// pendingDirty holds pages a failed migration took from the dirty
 	// log of a VM that tracks them for diff snapshots.
 	pendingDirty snapshot.Bitmap
+
+	// handedOver are the disks a migration unlocked for its destination
+	// (guarded by lifeMu); the guest runs here only once they are
+	// locked again.
+	handedOver []*block.Device
 
 	throttle throttle   // auto-converge: vCPUs sleep part of their time
 	mig      migrations // the outgoing migration, if any
