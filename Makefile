@@ -50,6 +50,7 @@ bench: deps
 fuzz-seeds:
 	$(GO) test -run '^$$' -fuzz FuzzDecompressLZ4Legacy -fuzztime 20s ./test/fixture/
 	$(GO) test -run '^$$' -fuzz FuzzReadState -fuzztime 20s ./migrate/snapshot/
+	$(GO) test -run '^$$' -fuzz FuzzReceive -fuzztime 20s ./migrate/
 
 clean:
 	rm -rf bin

@@ -445,8 +445,10 @@ func TestTimeout(t *testing.T) {
 		if o.st.Phase != PhaseCancelled || o.res.Started {
 			t.Errorf("phase %v, started %v", o.st.Phase, o.res.Started)
 		}
-		if !errors.Is(o.recvEr, ErrAborted) {
-			t.Errorf("Receive: %v, want the source's abort", o.recvEr)
+		// The cancel interrupts a write, possibly within a message: then
+		// the destination sees the stream end instead of an abort.
+		if !errors.Is(o.recvEr, ErrAborted) && !errors.Is(o.recvEr, io.ErrUnexpectedEOF) {
+			t.Errorf("Receive: %v, want the source's abort or a cut stream", o.recvEr)
 		}
 		checkResumed(t, src)
 	})

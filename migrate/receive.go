@@ -46,9 +46,9 @@ func Receive(ctx context.Context, conn io.ReadWriter, dst Destination) (ReceiveR
 		dl:  newDeadlines(conn),
 		dst: dst,
 	}
+	defer r.dl.reset() // after stop: no interrupt can follow it
 	stop := context.AfterFunc(ctx, r.dl.interrupt)
 	defer stop()
-	defer r.dl.reset()
 	res, tell, err := r.run(ctx)
 	if err == nil {
 		return res, nil

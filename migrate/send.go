@@ -505,7 +505,10 @@ func (s *sender) readLoop() {
 			return
 		}
 		switch h.typ {
-		case msgRunning, msgAbort:
+		case msgAbort:
+			s.readFailed() // the destination stopped reading
+			return
+		case msgRunning:
 			return
 		case msgReply:
 			var r reasonMsg
@@ -572,6 +575,7 @@ func (s *sender) unexpected(m inMsg, when string) error {
 // finish undoes what a failed migration did to the source and fills in
 // the status.
 func (s *sender) finish(err error) (Status, error) {
+	s.stopWatch() // no interrupt after the deadlines are reset below
 	if err == nil {
 		s.stopReader()
 		s.setPhase(PhaseCompleted)

@@ -17,8 +17,8 @@ import (
 )
 
 // recordStream runs a whole migration and returns what the source sent.
-func recordStream(t testing.TB) []byte {
-	src := newFakeSource(20, 3)
+func recordStream(t testing.TB, pages ...int) []byte {
+	src := newFakeSource(pages...)
 	src.guest = busyGuest
 	dst := &fakeDest{}
 	sc, dc := pipePair(t)
@@ -48,7 +48,7 @@ func replay(stream []byte) (*fakeDest, ReceiveResult, error) {
 }
 
 func TestReplayRecordedStream(t *testing.T) {
-	stream := recordStream(t)
+	stream := recordStream(t, 20, 3)
 	dst, res, err := replay(stream)
 	if err != nil || !res.Started || !dst.started {
 		t.Fatalf("replay: %+v, %v", res, err)
@@ -62,7 +62,7 @@ func TestReplayRecordedStream(t *testing.T) {
 // Cut at every message boundary and inside each message's parts, the
 // stream ends early: nothing starts.
 func TestTruncatedStream(t *testing.T) {
-	stream := recordStream(t)
+	stream := recordStream(t, 20, 3)
 	_, msgs := splitStream(t, stream)
 	cuts := []int{0, 5, preambleSize}
 	off := preambleSize
@@ -83,7 +83,7 @@ func TestTruncatedStream(t *testing.T) {
 }
 
 func TestReorderedMessages(t *testing.T) {
-	pre, msgs := splitStream(t, recordStream(t))
+	pre, msgs := splitStream(t, recordStream(t, 20, 3))
 	join := func(ms ...[]byte) []byte { return bytes.Join(append([][]byte{pre}, ms...), nil) }
 	cases := map[string][]byte{
 		"swapped":    join(append([][]byte{msgs[0], msgs[2], msgs[1]}, msgs[3:]...)...),
@@ -291,7 +291,8 @@ func fixFraming(in []byte) []byte {
 // refuses more than 1 MiB of RAM), and start the guest only for a whole,
 // valid stream. Each input is also tried with its framing repaired.
 func FuzzReceive(f *testing.F) {
-	stream := recordStream(f)
+	// Small, so that the fuzzer's minimization of inputs stays quick.
+	stream := recordStream(f, 3, 2)
 	f.Add(stream)
 	f.Add(stream[:len(stream)/2])
 	for _, off := range []int{3, preambleSize + 2, preambleSize + headerSize + 10, len(stream) / 3, len(stream) - 30} {
