@@ -128,7 +128,6 @@ func (s *sender) progress() {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func (s *sender) run() error {
-	s.setPhase(PhaseSetup)
 	mem, err := newLayout(s.src.Regions())
 	if err != nil {
 		s.noAbort = true
@@ -136,6 +135,7 @@ func (s *sender) run() error {
 	}
 	s.mem = mem
 	s.st.TotalBytes = mem.pages * pageSize
+	s.setPhase(PhaseSetup)
 	hello, err := s.src.Hello()
 	if err != nil {
 		s.noAbort = true

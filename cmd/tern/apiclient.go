@@ -16,6 +16,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// apiDrainTimeout bounds how long a stopping tern waits for API requests
+// under way.
+const apiDrainTimeout = 5 * time.Second
+
 // serveAPI listens on sock (see listenAPI) and serves vm's API until the
 // returned stop is called.
 func serveAPI(sock string, vm *vmm.VM) (func(), error) {
@@ -28,7 +32,13 @@ func serveAPI(sock string, vm *vmm.VM) (func(), error) {
 		// Removed while still listening: no other tern can have taken
 		// the path (ours answers), and our inode cannot be reused.
 		remove()
-		srv.Close()
+		// Requests under way finish first: a watcher of a migration
+		// that just moved the guest away gets the final status.
+		ctx, cancel := context.WithTimeout(context.Background(), apiDrainTimeout)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
 	}, nil
 }
 

@@ -6,6 +6,10 @@
 //	PATCH /vm                  {"state": "Paused"|"Resumed"}
 //	PUT   /snapshot/create     {"dir": DIR, "snapshot_type": "Full"|"Diff"} (VM paused)
 //	GET   /balloon, PATCH /balloon {"amount_mib": N}, GET /balloon/statistics
+//	PUT   /migration/send      MigrationRequest: dial the destination and start migrating
+//	GET   /migration           the migration's status (migrate.Status); with
+//	                           ?watch=1, one JSON line per change until it ends
+//	PUT   /migration/cancel    cancel it; the guest runs on here
 //
 // Errors answer 4xx with {"fault_message": "..."}.
 package api
@@ -17,6 +21,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ternvm/tern/migrate"
 )
 
 // Balloon is the balloon's state as the API reports it.
@@ -35,7 +41,27 @@ type Controller interface {
 	Resume() error
 	Paused() bool
 	CreateSnapshot(dir string, diff bool) (Snapshot, error)
+	StartMigration(req MigrationRequest) error
+	MigrationStatus() (migrate.Status, error)
+	CancelMigration() error
 }
+
+// MigrationRequest is the body of PUT /migration/send.
+type MigrationRequest struct {
+	To         string  `json:"to"`                    // tcp:HOST:PORT or unix:PATH
+	DowntimeMS float64 `json:"downtime_ms,omitempty"` // stop-and-copy target; 0: the default
+	TimeoutMS  int64   `json:"timeout_ms,omitempty"`  // the whole migration; 0: none
+	OnTimeout  string  `json:"on_timeout,omitempty"`  // "cancel" (the default) or "force"
+	Bandwidth  uint64  `json:"bandwidth,omitempty"`   // bytes per second; 0: no cap
+	WithDisks  bool    `json:"with_disks,omitempty"`  // stream the disks' contents too
+	TLSCert    string  `json:"tls_cert,omitempty"`
+	TLSKey     string  `json:"tls_key,omitempty"`
+	TLSCA      string  `json:"tls_ca,omitempty"`
+	Insecure   bool    `json:"insecure,omitempty"` // plain TCP without TLS
+}
+
+// migrationWatchPoll is how often GET /migration?watch=1 looks for news.
+const migrationWatchPoll = 20 * time.Millisecond
 
 // Snapshot describes a snapshot the VM wrote.
 type Snapshot struct {
@@ -122,7 +148,73 @@ func Handler(c Controller) http.Handler {
 		s, err := c.CreateSnapshot(req.Dir, req.Type == "Diff")
 		reply(w, s, err)
 	})
+	mux.HandleFunc("PUT /migration/send", func(w http.ResponseWriter, r *http.Request) {
+		var req MigrationRequest
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		if req.To == "" {
+			fault(w, http.StatusBadRequest, errors.New("body must name the destination: {\"to\": \"tcp:HOST:PORT\"|\"unix:PATH\", ...}"))
+			return
+		}
+		if err := c.StartMigration(req); err != nil {
+			fault(w, status(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /migration/cancel", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.CancelMigration(); err != nil {
+			fault(w, status(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /migration", func(w http.ResponseWriter, r *http.Request) {
+		st, err := c.MigrationStatus()
+		if err != nil || r.URL.Query().Get("watch") == "" {
+			reply(w, st, err)
+			return
+		}
+		watchMigration(w, r, c, st)
+	})
 	return mux
+}
+
+// watchMigration streams the status as JSON lines, one per change, until
+// the migration ends or the client goes. A tern whose guest migrated away
+// keeps its API open until this has sent the final status.
+func watchMigration(w http.ResponseWriter, r *http.Request, c Controller, st migrate.Status) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	tk := time.NewTicker(migrationWatchPoll)
+	defer tk.Stop()
+	var last migrate.Status
+	for first := true; ; first = false {
+		if first || st != last {
+			// A long migration outlives the server's write timeout;
+			// each line gets its own.
+			_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if enc.Encode(st) != nil || rc.Flush() != nil {
+				return
+			}
+			last = st
+		}
+		switch st.Phase {
+		case migrate.PhaseCompleted, migrate.PhaseFailed, migrate.PhaseCancelled:
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tk.C:
+		}
+		var err error
+		if st, err = c.MigrationStatus(); err != nil {
+			return
+		}
+	}
 }
 
 // decode reads a small JSON body into v, answering 400 itself on failure.

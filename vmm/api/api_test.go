@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/ternvm/tern/migrate"
 )
 
 type fakeVM struct {
@@ -22,6 +25,41 @@ type fakeVM struct {
 	paused   bool
 	snapDir  string
 	snapDiff bool
+
+	mu        sync.Mutex
+	migReq    *MigrationRequest
+	migStates []migrate.Status // what MigrationStatus returns, one per call, the last repeated
+	cancelled bool
+}
+
+func (f *fakeVM) StartMigration(req MigrationRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if req.To == "tcp:nowhere:1" {
+		return fmt.Errorf("dial tcp:nowhere:1: no such host")
+	}
+	f.migReq = &req
+	return nil
+}
+
+func (f *fakeVM) MigrationStatus() (migrate.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.migStates) == 0 {
+		return migrate.Status{}, fmt.Errorf("no migration: %w", ErrNotFound)
+	}
+	st := f.migStates[0]
+	if len(f.migStates) > 1 {
+		f.migStates = f.migStates[1:]
+	}
+	return st, nil
+}
+
+func (f *fakeVM) CancelMigration() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = true
+	return nil
 }
 
 func (f *fakeVM) SetBalloonTarget(mib uint32) error {
@@ -157,5 +195,65 @@ func TestPauseSnapshotResume(t *testing.T) {
 	}
 	if code, _ := do(t, hc, "PUT", "/snapshot/create", `{"dir": "/s", "snapshot_type": "Partial"}`); code != 400 {
 		t.Errorf("snapshot_type Partial = %d, want 400", code)
+	}
+}
+
+func TestMigrationRoutes(t *testing.T) {
+	vm := &fakeVM{}
+	hc := client(t, vm)
+	if code, body := do(t, hc, "GET", "/migration", ""); code != 404 || !strings.Contains(body, "no migration") {
+		t.Errorf("GET /migration before any = %d %s, want 404", code, body)
+	}
+	body := `{"to": "tcp:10.0.0.9:7000", "downtime_ms": 20, "timeout_ms": 60000, "on_timeout": "force", "bandwidth": 1000000, "tls_cert": "c", "tls_key": "k", "tls_ca": "a"}`
+	if code, out := do(t, hc, "PUT", "/migration/send", body); code != http.StatusNoContent {
+		t.Fatalf("PUT /migration/send = %d %s", code, out)
+	}
+	want := MigrationRequest{To: "tcp:10.0.0.9:7000", DowntimeMS: 20, TimeoutMS: 60000, OnTimeout: "force", Bandwidth: 1000000, TLSCert: "c", TLSKey: "k", TLSCA: "a"}
+	if vm.migReq == nil || *vm.migReq != want {
+		t.Errorf("request reached the VM as %+v, want %+v", vm.migReq, want)
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`{"downtime_ms": 5}`, "must name the destination"},
+		{`{"to": "tcp:x:1", "colour": 1}`, "unknown field"},
+		{`{"to": "tcp:nowhere:1"}`, "no such host"},
+	} {
+		if code, out := do(t, hc, "PUT", "/migration/send", bad.body); code != 400 || !strings.Contains(out, bad.want) {
+			t.Errorf("PUT /migration/send %s = %d %s, want 400 with %q", bad.body, code, out, bad.want)
+		}
+	}
+	if code, out := do(t, hc, "PUT", "/migration/cancel", ""); code != http.StatusNoContent || !vm.cancelled {
+		t.Errorf("PUT /migration/cancel = %d %s, cancelled %v", code, out, vm.cancelled)
+	}
+}
+
+// A watcher sees each change once, in order, and the stream ends with the
+// final status.
+func TestMigrationWatchStreamsUntilTheEnd(t *testing.T) {
+	vm := &fakeVM{migStates: []migrate.Status{
+		{Phase: migrate.PhaseSetup},
+		{Phase: migrate.PhasePreCopy, Round: 1, BytesTransferred: 100},
+		{Phase: migrate.PhasePreCopy, Round: 1, BytesTransferred: 100},
+		{Phase: migrate.PhasePreCopy, Round: 2, BytesTransferred: 150},
+		{Phase: migrate.PhaseCompleted, Round: 2, BytesTransferred: 160, DowntimeMS: 3.5, TotalTimeMS: 40},
+	}}
+	hc := client(t, vm)
+	code, out := do(t, hc, "GET", "/migration?watch=1", "")
+	if code != 200 {
+		t.Fatalf("GET /migration?watch=1 = %d %s", code, out)
+	}
+	var phases []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var st migrate.Status
+		if err := json.Unmarshal([]byte(line), &st); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		phases = append(phases, fmt.Sprintf("%s/%d/%d", st.Phase, st.Round, st.BytesTransferred))
+	}
+	want := "setup/0/0 pre-copy/1/100 pre-copy/2/150 completed/2/160"
+	if got := strings.Join(phases, " "); got != want {
+		t.Errorf("watched %s, want %s", got, want)
+	}
+	if !strings.Contains(out, `"downtime_ms":3.5`) || !strings.Contains(out, `"total_time_ms":40`) {
+		t.Errorf("final line lacks the times: %s", out)
 	}
 }
