@@ -52,9 +52,17 @@ type migResult struct {
 	Downtime time.Duration
 	Sent     int64 // bytes on the wire
 	Rounds   int64 // tern: pre-copy rounds; QEMU: dirty-sync-count
-	Throttle int64 // percent, at the end
-	Note     string
+	Throttle int64 // percent, at the end; noThrottle if not reported
+	// Wall is the same migration timed by the bench from outside: from
+	// starting `tern migrate send` to its exit, or from QMP migrate to
+	// query-migrate answering completed (polled every 10 ms). It checks
+	// the monitors' own clocks, which start and stop at different points.
+	Wall time.Duration
+	Note string
 }
+
+// noThrottle marks a throttle the monitor did not report.
+const noThrottle = -1
 
 // The idle guest's shape.
 const (
@@ -203,7 +211,7 @@ func (b *bench) idle(ctx context.Context, runs int, counter, dataPath string, da
 		return waitFile(ctx, p, console, p.name+"'s guest to start", 90*time.Second, consoleHas(tinyguest.CounterStartLine))
 	}
 	for i := 0; i < runs && ctx.Err() == nil; i++ {
-		if ternErr == nil {
+		if ternErr == nil && ctx.Err() == nil {
 			r, err := runTernMigration(ctx, b.ps, b.dir, part, b.tern,
 				ternSpec{kernel: counter, memory: idleMemory, initrd: dataPath}, ready, nil, 2*time.Minute)
 			if err != nil {
@@ -213,7 +221,7 @@ func (b *bench) idle(ctx context.Context, runs int, counter, dataPath string, da
 				tern = append(tern, r)
 			}
 		}
-		if qemuErr == nil {
+		if qemuErr == nil && ctx.Err() == nil {
 			r, err := runQEMUMigration(ctx, b.ps, b.dir, part,
 				qemuSpec{kernel: counter, memory: idleMemory, loader: dataPath, loaderAt: dataAt},
 				qemuSpec{kernel: counter, memory: idleMemory},
@@ -225,7 +233,7 @@ func (b *bench) idle(ctx context.Context, runs int, counter, dataPath string, da
 				qemu = append(qemu, r)
 			}
 		}
-		if floorErr == nil {
+		if floorErr == nil && ctx.Err() == nil {
 			d, err := floorCopy(ctx, data, time.Minute)
 			if err != nil {
 				floorErr = err
@@ -294,7 +302,7 @@ func (b *bench) dirty(ctx context.Context, runs int, guest string) {
 		return fmt.Sprintf("source-last-pass=%d dest-pass=%d", last, now), err
 	}
 	for i := 0; i < runs && ctx.Err() == nil; i++ {
-		if ternErr == nil {
+		if ternErr == nil && ctx.Err() == nil {
 			var note string
 			r, err := runTernMigration(ctx, b.ps, b.dir, part, b.tern,
 				ternSpec{kernel: guest, memory: dirtyMemory}, ready,
@@ -310,7 +318,7 @@ func (b *bench) dirty(ctx context.Context, runs int, guest string) {
 				tern = append(tern, r)
 			}
 		}
-		if qemuErr == nil {
+		if qemuErr == nil && ctx.Err() == nil {
 			var note string
 			r, err := runQEMUMigration(ctx, b.ps, b.dir, part,
 				qemuSpec{kernel: guest, memory: dirtyMemory}, qemuSpec{kernel: guest, memory: dirtyMemory},
@@ -347,11 +355,12 @@ func printResults(part, who string, rs []migResult, dirty bool) {
 	if len(rs) == 0 {
 		return
 	}
-	var totals, downs []time.Duration
+	var totals, downs, walls []time.Duration
 	var sent, rounds, throttle []int64
 	for _, r := range rs {
 		totals = append(totals, r.Total)
 		downs = append(downs, r.Downtime)
+		walls = append(walls, r.Wall)
 		sent = append(sent, r.Sent)
 		rounds = append(rounds, r.Rounds)
 		throttle = append(throttle, r.Throttle)
@@ -359,12 +368,17 @@ func printResults(part, who string, rs []migResult, dirty bool) {
 	tmin, tmed := minMedian(totals)
 	dmin, dmed := minMedian(downs)
 	_, smed := minMedian(sent)
-	line := fmt.Sprintf("BENCH %s %s runs=%d total-ms=%s total-ms-min=%s downtime-ms=%s downtime-ms-min=%s sent-bytes=%d",
-		part, who, len(rs), ms(tmed), ms(tmin), ms(dmed), ms(dmin), smed)
+	_, wmed := minMedian(walls)
+	line := fmt.Sprintf("BENCH %s %s runs=%d total-ms=%s total-ms-min=%s downtime-ms=%s downtime-ms-min=%s sent-bytes=%d wall-ms=%s",
+		part, who, len(rs), ms(tmed), ms(tmin), ms(dmed), ms(dmin), smed, ms(wmed))
 	if dirty {
 		_, rmed := minMedian(rounds)
 		_, thmed := minMedian(throttle)
-		line += fmt.Sprintf(" rounds=%d throttle-pct=%d %s", rmed, thmed, rs[len(rs)-1].Note)
+		th := "not-reported"
+		if thmed != noThrottle {
+			th = fmt.Sprint(thmed)
+		}
+		line += fmt.Sprintf(" rounds=%d throttle-pct=%s %s", rmed, th, rs[len(rs)-1].Note)
 	}
 	fmt.Println(line)
 }

@@ -101,6 +101,9 @@ func (m qemuMigration) result() (migResult, error) {
 		Sent:     m.RAM.Transferred,
 		Rounds:   m.RAM.DirtySyncCount,
 	}
+	// QEMU only reports a throttle while auto-converge (off by default)
+	// holds the guest back.
+	r.Throttle = noThrottle
 	if m.CPUThrottlePercentage != nil {
 		r.Throttle = *m.CPUThrottlePercentage
 	}
@@ -148,6 +151,7 @@ func parseTernStatus(stdout []byte) (migResult, error) {
 		Sent:     *s.BytesTransferred,
 		Rounds:   *s.Round,
 	}
+	r.Throttle = noThrottle
 	if s.ThrottlePercent != nil {
 		r.Throttle = *s.ThrottlePercent
 	}

@@ -60,7 +60,7 @@ func TestQueryMigrateCompleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := migResult{Total: 20 * time.Millisecond, Downtime: 4 * time.Millisecond, Sent: 659721, Rounds: 2}
+	want := migResult{Total: 20 * time.Millisecond, Downtime: 4 * time.Millisecond, Sent: 659721, Rounds: 2, Throttle: noThrottle}
 	if r != want {
 		t.Errorf("result %+v, want %+v", r, want)
 	}

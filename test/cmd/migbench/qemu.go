@@ -150,6 +150,7 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 	if _, err := src.qmp.do("migrate-set-parameters", map[string]any{"max-bandwidth": qemuMaxBandwidth}); err != nil {
 		return migResult{}, src.p.failed(err)
 	}
+	began := time.Now()
 	if _, err := src.qmp.do("migrate", map[string]any{"uri": fmt.Sprintf("tcp:127.0.0.1:%d", port)}); err != nil {
 		return migResult{}, src.p.failed(err)
 	}
@@ -170,10 +171,12 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 		}
 		return migResult{}, src.p.failed(err)
 	}
+	wall := time.Since(began)
 	r, err := m.result()
 	if err != nil {
 		return r, err
 	}
+	r.Wall = wall
 	// The destination runs the guest once QEMU there has loaded the
 	// state and started the vCPUs; query-status says so.
 	err = poll(ctx, "the QEMU destination to run the guest", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
@@ -202,6 +205,11 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 // given the source's console at the switch.
 func runQEMUMigration(ctx context.Context, ps *procs, dir, name string, src, dst qemuSpec,
 	ready func(*qemuVM) error, after func(srcConsole []byte, dst *qemuVM) error, limit time.Duration) (migResult, error) {
+	// A directory of its own, so that no run meets another's socket.
+	dir, err := os.MkdirTemp(dir, name+"-qemu-")
+	if err != nil {
+		return migResult{}, err
+	}
 	port, err := freePort()
 	if err != nil {
 		return migResult{}, err

@@ -44,6 +44,11 @@ func ternHasMigrate(ctx context.Context, tern string) error {
 func runTernMigration(ctx context.Context, ps *procs, dir, name, tern string, s ternSpec,
 	ready func(p *proc, console string) error, after func(srcConsole []byte, dst *proc, console string) error,
 	limit time.Duration, extra ...string) (migResult, error) {
+	// A directory of its own, so that no run meets another's socket.
+	dir, err := os.MkdirTemp(dir, name+"-tern-")
+	if err != nil {
+		return migResult{}, err
+	}
 	port, err := freePort()
 	if err != nil {
 		return migResult{}, err
@@ -84,6 +89,7 @@ func runTernMigration(ctx context.Context, ps *procs, dir, name, tern string, s 
 	var stdout bytes.Buffer
 	sendArgs := append([]string{tern, "migrate", "send", "--api-socket", sock,
 		"--to", fmt.Sprintf("tcp:127.0.0.1:%d", port), "--insecure", "--output", "json"}, extra...)
+	began := time.Now()
 	send, err := ps.start(name+"-tern-send", filepath.Join(dir, name+"-tern-send.log"), &stdout, sendArgs...)
 	if err != nil {
 		return migResult{}, err
@@ -92,10 +98,12 @@ func runTernMigration(ctx context.Context, ps *procs, dir, name, tern string, s 
 		send.stop()
 		return migResult{}, send.failed(fmt.Errorf("tern migrate send: %w", err))
 	}
+	wall := time.Since(began)
 	r, err := parseTernStatus(stdout.Bytes())
 	if err != nil {
 		return r, send.failed(err)
 	}
+	r.Wall = wall
 	// send returns once the destination runs the guest; its log says so
 	// too, and the source, its guest gone, exits by itself.
 	if err := waitFile(ctx, dst, dst.log, "the destination's "+receiveDoneLine, 10*time.Second, consoleHas(receiveDoneLine)); err != nil {
