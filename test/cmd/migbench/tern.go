@@ -40,10 +40,10 @@ func ternHasMigrate(ctx context.Context, tern string) error {
 // processes under dir, over loopback TCP without TLS. ready waits for the
 // source guest (its console file given) to be where the measurement
 // wants it; after, if not nil, checks the destination guest runs on.
-// extra are flags for `tern migrate send` beyond the contract's minimum.
+// send runs with its defaults (downtime target, no bandwidth cap).
 func runTernMigration(ctx context.Context, ps *procs, dir, name, tern string, s ternSpec,
 	ready func(p *proc, console string) error, after func(srcConsole []byte, dst *proc, console string) error,
-	limit time.Duration, extra ...string) (migResult, error) {
+	limit time.Duration) (migResult, error) {
 	// A directory of its own, so that no run meets another's socket.
 	dir, err := os.MkdirTemp(dir, name+"-tern-")
 	if err != nil {
@@ -87,10 +87,10 @@ func runTernMigration(ctx context.Context, ps *procs, dir, name, tern string, s 
 	}
 
 	var stdout bytes.Buffer
-	sendArgs := append([]string{tern, "migrate", "send", "--api-socket", sock,
-		"--to", fmt.Sprintf("tcp:127.0.0.1:%d", port), "--insecure", "--output", "json"}, extra...)
 	began := time.Now()
-	send, err := ps.start(name+"-tern-send", filepath.Join(dir, name+"-tern-send.log"), &stdout, sendArgs...)
+	send, err := ps.start(name+"-tern-send", filepath.Join(dir, name+"-tern-send.log"), &stdout,
+		tern, "migrate", "send", "--api-socket", sock,
+		"--to", fmt.Sprintf("tcp:127.0.0.1:%d", port), "--insecure", "--output", "json")
 	if err != nil {
 		return migResult{}, err
 	}
