@@ -127,7 +127,7 @@ func run() int {
 	b.dir = dir
 
 	be := kvm.DetectBackend("/dev/kvm")
-	fmt.Printf("BENCH migbench host=this-machine's-/dev/kvm backend=%q cpu=%q cpus=%d date=%s\n",
+	fmt.Printf("BENCH migbench on this machine's own /dev/kvm: backend=%q cpu=%q cpus=%d date=%s\n",
 		be.String(), cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
 	if be.Kind == kvm.BackendAbsent {
 		fmt.Println("BENCH-ERROR migbench: no /dev/kvm: " + be.Detail)
