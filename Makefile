@@ -43,8 +43,11 @@ vet:
 demo: deps
 	$(GO) run ./test/cmd/demo
 
+# The nested host's memory and snapshot figures, then live migration on
+# this machine's own /dev/kvm beside QEMU (test/cmd/migbench).
 bench: deps
 	$(GO) run ./test/cmd/bench
+	$(GO) run ./test/cmd/migbench
 
 # A short run of each fuzz target, seeds first.
 fuzz-seeds:
