@@ -70,6 +70,17 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{"snapshot without a directory", []string{"snapshot", "create", "--api-socket", "x"}, `Required flag "dir" not set`},
 		{"merge of missing snapshots", []string{"snapshot", "merge", "--base", missing, "--diff", missing}, "no such file or directory"},
 		{"pause of no running tern", []string{"pause", "--api-socket", filepath.Join(dir, "api.sock")}, "API at "},
+		{"migrate to plain tcp without --insecure", []string{"migrate", "send", "--api-socket", "x", "--to", "tcp:10.0.0.9:7000"}, "tcp:10.0.0.9:7000 needs --tls-cert, --tls-key and --tls-ca (mutual TLS), or --insecure for plain TCP"},
+		{"migrate to a bad address", []string{"migrate", "send", "--api-socket", "x", "--to", "10.0.0.9:7000"}, "--to:"},
+		{"migrate with half the TLS files", []string{"migrate", "send", "--api-socket", "x", "--to", "tcp:10.0.0.9:7000", "--tls-cert", "c.pem"}, "--tls-key"},
+		{"migrate with a bad on-timeout", []string{"migrate", "send", "--api-socket", "x", "--to", "unix:/tmp/m.sock", "--on-timeout", "shrug"}, `--on-timeout: "shrug" is not cancel or force`},
+		{"migrate with a bad bandwidth", []string{"migrate", "send", "--api-socket", "x", "--to", "unix:/tmp/m.sock", "--bandwidth", "fast"}, "--bandwidth:"},
+		{"migrate with a bad output", []string{"migrate", "send", "--api-socket", "x", "--to", "unix:/tmp/m.sock", "--output", "yaml"}, `--output: "yaml" is not text or json`},
+		{"migrate from no running tern", []string{"migrate", "send", "--api-socket", filepath.Join(dir, "api.sock"), "--to", "unix:/tmp/m.sock"}, "API at " + filepath.Join(dir, "api.sock")},
+		{"receive on plain tcp without --insecure", []string{"migrate", "receive", "--listen", "tcp:127.0.0.1:7000"}, "needs --tls-cert, --tls-key and --tls-ca"},
+		{"receive on a bad address", []string{"migrate", "receive", "--listen", "udp:1"}, "--listen:"},
+		{"receive override without =", []string{"migrate", "receive", "--listen", "unix:" + filepath.Join(dir, "m.sock"), "--disk", "a.img"}, `--disk "a.img": want OLD=NEW`},
+		{"migration status of no running tern", []string{"migrate", "status", "--api-socket", filepath.Join(dir, "api.sock")}, "API at "},
 	}
 	if os.Geteuid() != 0 {
 		cases = append(cases, struct {
