@@ -268,13 +268,16 @@ func (s *migrationSource) State() ([]snapshot.Section, error) {
 	if !v.life.paused {
 		return nil, ErrNotPaused
 	}
+	t0 := time.Now()
 	st, err := v.captureState()
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	if err := v.handOverDisks(); err != nil {
 		return nil, err
 	}
+	v.log.WithFields(logrus.Fields{"capture": t1.Sub(t0).String(), "disks": time.Since(t1).String()}).Debug("migration: state captured")
 	return st.Sections(), nil
 }
 
@@ -393,6 +396,7 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 
 func (d *migrationDest) Load(sections []snapshot.Section) error {
 	v := d.v
+	t0 := time.Now()
 	ls, err := parseState(sections, "migration stream")
 	if err != nil {
 		return err
@@ -404,11 +408,17 @@ func (d *migrationDest) Load(sections []snapshot.Section) error {
 	if err := checkGuestCPUs(v.cpuid, d.mc.Config.HostCPUID, ls.vcpus); err != nil {
 		return fmt.Errorf("this host cannot run the guest: %w", err)
 	}
+	t1 := time.Now()
 	if err := v.loadState(ls, time.Now()); err != nil {
 		return err
 	}
+	t2 := time.Now()
 	// Everything that can fail does so here, before the source commits.
-	return v.createVCPUs()
+	if err := v.createVCPUs(); err != nil {
+		return err
+	}
+	v.log.WithFields(logrus.Fields{"parse": t1.Sub(t0).String(), "devices": t2.Sub(t1).String(), "vcpus": time.Since(t2).String()}).Debug("migration: state loaded")
+	return nil
 }
 
 func (d *migrationDest) Start() error {
