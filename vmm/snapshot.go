@@ -295,7 +295,12 @@ func (v *VM) writeMemory(path string, diff bool) (snapshot.MemoryInfo, error) {
 		info.Dirty = dirty
 		info.Stats, err = snapshot.WriteMemoryDiff(f, regions, dirty)
 	} else {
-		info.Stats, err = snapshot.WriteMemory(f, regions)
+		// Pages the guest never touched need not even be read.
+		var populated []uint64
+		if populated, err = v.mem.Populated(); err != nil {
+			return info, fmt.Errorf("snapshot: %w", err)
+		}
+		info.Stats, err = snapshot.WriteMemorySparse(f, regions, snapshot.Bitmap(populated))
 	}
 	if err != nil {
 		return info, fmt.Errorf("snapshot: write memory file %s: %w", path, err)

@@ -67,43 +67,80 @@ func resetFile(f *os.File, size uint64) error {
 // non-zero pages goes out in one write. The file is synced before
 // WriteMemory returns.
 func WriteMemory(f *os.File, regions [][]byte) (MemoryStats, error) {
+	return WriteMemorySparse(f, regions, nil)
+}
+
+// WriteMemorySparse is WriteMemory for a guest whose pages outside
+// candidates are known to be zero (never touched: the host kernel knows
+// which pages of an anonymous mapping exist). Only candidate pages are
+// read; the rest become holes without being looked at, so an idle large
+// guest is written in time proportional to what it touched. A nil
+// candidates means every page.
+func WriteMemorySparse(f *os.File, regions [][]byte, candidates Bitmap) (MemoryStats, error) {
 	var st MemoryStats
 	total, err := regionsSize(regions)
 	if err != nil {
 		return st, fmt.Errorf("memory file %s: %w", f.Name(), err)
 	}
 	st.TotalBytes = total
+	if candidates != nil {
+		if err := checkBitmapCovers(candidates, total/PageSize); err != nil {
+			return st, fmt.Errorf("memory file %s: candidate pages: %w", f.Name(), err)
+		}
+	}
 	if err := resetFile(f, total); err != nil {
 		return st, fmt.Errorf("memory file: %w", err)
 	}
-	var base int64 // file offset of the current region
+	var first uint64 // page number of the current region's first page
 	for _, r := range regions {
-		run := -1 // start of the current run of non-zero pages, or -1
-		for off := 0; off <= len(r); off += PageSize {
-			if off < len(r) && !isZeroPage(r[off:off+PageSize]) {
-				st.StoredPages++
-				if run < 0 {
-					run = off
+		end := first + uint64(len(r))/PageSize
+		for p := first; p < end; {
+			start, n := p, end-p
+			if candidates != nil {
+				start, n = candidates.nextRun(p, end)
+				if n == 0 {
+					break
 				}
-				continue
 			}
-			if off < len(r) {
-				st.ZeroPages++
+			lo, hi := int(start-first)*PageSize, int(start-first+n)*PageSize
+			stored, err := writeNonZero(f, r[lo:hi], int64(start*PageSize))
+			if err != nil {
+				return st, err
 			}
-			if run >= 0 {
-				if _, err := f.WriteAt(r[run:off], base+int64(run)); err != nil {
-					return st, fmt.Errorf("memory file: %w", err)
-				}
-				run = -1
-			}
+			st.StoredPages += stored
+			p = start + n
 		}
-		base += int64(len(r))
+		first = end
 	}
 	st.StoredBytes = st.StoredPages * PageSize
+	st.ZeroPages = total/PageSize - st.StoredPages
 	if err := f.Sync(); err != nil {
 		return st, fmt.Errorf("memory file: %w", err)
 	}
 	return st, nil
+}
+
+// writeNonZero writes the non-zero pages of b at file offset off, each run
+// of consecutive ones in one write, and returns how many it wrote.
+func writeNonZero(f *os.File, b []byte, off int64) (uint64, error) {
+	var stored uint64
+	run := -1 // start of the current run of non-zero pages, or -1
+	for o := 0; o <= len(b); o += PageSize {
+		if o < len(b) && !isZeroPage(b[o:o+PageSize]) {
+			stored++
+			if run < 0 {
+				run = o
+			}
+			continue
+		}
+		if run >= 0 {
+			if _, err := f.WriteAt(b[run:o], off+int64(run)); err != nil {
+				return stored, fmt.Errorf("memory file: %w", err)
+			}
+			run = -1
+		}
+	}
+	return stored, nil
 }
 
 // WriteMemoryDiff writes a diff memory file: same size and layout as a

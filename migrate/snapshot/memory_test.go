@@ -357,3 +357,42 @@ func TestIsZeroPageSeesEveryByte(t *testing.T) {
 		page[i] = 0
 	}
 }
+
+// With candidate pages, only those are read and written: a page outside
+// them is a hole whatever it holds (the caller knows it is zero), and one
+// inside is stored exactly when it is non-zero.
+func TestWriteMemorySparseReadsOnlyCandidates(t *testing.T) {
+	regions := makeGuest(1, 37, 91, 5)
+	all := concat(regions)
+	pages := uint64(len(all) / PageSize)
+	cand := NewBitmap(uint64(len(all)))
+	for p := uint64(0); p < pages; p += 3 {
+		cand.Set(p)
+	}
+	path := filepath.Join(t.TempDir(), "memory")
+	st, err := WriteMemorySparse(createFile(t, path), regions, cand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fileBytes(t, path)
+	var stored uint64
+	for p := uint64(0); p < pages; p++ {
+		page := all[p*PageSize : (p+1)*PageSize]
+		want := make([]byte, PageSize)
+		if cand.Test(p) {
+			want = page
+			if !bytes.Equal(page, make([]byte, PageSize)) {
+				stored++
+			}
+		}
+		if !bytes.Equal(got[p*PageSize:(p+1)*PageSize], want) {
+			t.Fatalf("page %d (candidate %v) is wrong in the file", p, cand.Test(p))
+		}
+	}
+	if st.StoredPages != stored || st.ZeroPages != pages-stored || st.TotalBytes != uint64(len(all)) {
+		t.Errorf("stats %+v, want %d stored of %d", st, stored, pages)
+	}
+	if _, err := WriteMemorySparse(createFile(t, path+"2"), regions, NewBitmap(PageSize)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a candidate bitmap of the wrong size: %v, want ErrMalformed", err)
+	}
+}
