@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,7 @@ type VM struct {
 // kernel, initrd and boot tables, and creates the devices. No guest code
 // runs until Run.
 func New(cfg Config) (_ *VM, err error) {
+	began := time.Now()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,15 +114,20 @@ func New(cfg Config) (_ *VM, err error) {
 			v.Close()
 		}
 	}()
+	// Where start-up time goes, for the debug log.
+	steps := newStepTimer(began)
+	steps.mark("validate")
 	if err := checkHostMemory(cfg.MemoryBytes); err != nil {
 		return nil, err
 	}
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
 	}
+	steps.mark("open-kvm")
 	if err := v.createVM(); err != nil {
 		return nil, err
 	}
+	steps.mark("create-vm")
 	if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{HugePages: cfg.HugePages}); err != nil {
 		return nil, err
 	}
@@ -128,20 +135,41 @@ func New(cfg Config) (_ *VM, err error) {
 	if err := v.registerMemory(); err != nil {
 		return nil, err
 	}
+	steps.mark("memory")
 	// Devices come first: the ACPI tables loadGuest writes describe them.
 	if v.plat, err = newPlatform(v); err != nil {
 		return nil, err
 	}
+	steps.mark("devices")
 	if err := v.loadGuest(); err != nil {
 		return nil, err
 	}
+	steps.mark("load-guest")
 	supported, err := v.sys.SupportedCPUID()
 	if err != nil {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
 	v.cpuid = supported
+	steps.mark("cpuid")
+	v.log.WithFields(logrus.Fields{"since_start": v.since().String(), "steps": steps.String()}).Debug("VM built")
 	return v, nil
 }
+
+// stepTimer notes how long each step of a sequence took.
+type stepTimer struct {
+	last  time.Time
+	steps []string
+}
+
+func newStepTimer(start time.Time) *stepTimer { return &stepTimer{last: start} }
+
+func (s *stepTimer) mark(name string) {
+	now := time.Now()
+	s.steps = append(s.steps, name+"="+now.Sub(s.last).Round(time.Microsecond).String())
+	s.last = now
+}
+
+func (s *stepTimer) String() string { return strings.Join(s.steps, ",") }
 
 // createVM makes the KVM VM with what every VM has: the TSS and identity
 // map pages, the in-kernel interrupt controllers and PIT.
