@@ -15,6 +15,7 @@ type Device struct {
 	capacity uint64 // in sectors
 	config   [configSize]byte
 	disk     *disk
+	log      writeLog
 
 	mu     sync.Mutex
 	w      *worker // nil while inactive

@@ -101,6 +101,7 @@ func (d *Device) apply(s segment, op zeroOp) *errRequest {
 	if s.len == 0 {
 		return nil
 	}
+	defer d.markWritten(s.off, s.len)
 	if op.feature == FeatureDiscard {
 		// Discard only allows deallocation: where the host cannot punch
 		// holes, doing nothing is a correct discard.

@@ -146,6 +146,7 @@ func (d *Device) write(mem virtio.Memory, r request) *errRequest {
 	err := r.in.each(mem, func(p []byte, pos uint64) error {
 		return d.disk.writeAt(p, base+int64(pos))
 	})
+	d.markWritten(base, int64(r.in.len))
 	if err != nil {
 		return ioErr("write: %w", err)
 	}
