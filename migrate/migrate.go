@@ -29,13 +29,21 @@ type Status struct {
 	// touched, later ones what it dirtied meanwhile.
 	Round            int    `json:"round"`
 	BytesTransferred uint64 `json:"bytes_transferred"` // on the wire so far, headers included
-	RemainingBytes   uint64 `json:"remaining_bytes"`   // dirty memory still to send
+	RemainingBytes   uint64 `json:"remaining_bytes"`   // dirty memory (and disk) still to send
 	TotalBytes       uint64 `json:"total_bytes"`       // guest RAM
 	PagesSent        uint64 `json:"pages_sent"`        // with data
 	ZeroPagesSent    uint64 `json:"zero_pages_sent"`   // as a flag only
 	DirtyRate        uint64 `json:"dirty_rate_bytes_per_s"`
 	Bandwidth        uint64 `json:"bandwidth_bytes_per_s"`
 	ThrottlePercent  int    `json:"throttle_percent"`
+
+	// With streamed disks: their size in all, the bytes of their data
+	// sent (zero ranges go as a flag and are not counted), and what of
+	// RemainingBytes is disk.
+	DiskTotalBytes     uint64 `json:"disk_total_bytes,omitempty"`
+	DiskBytesSent      uint64 `json:"disk_bytes_sent,omitempty"`
+	DiskRemainingBytes uint64 `json:"disk_remaining_bytes,omitempty"`
+
 	// ExpectedDowntimeMS is what stop-and-copy would take now, at the
 	// measured bandwidth.
 	ExpectedDowntimeMS float64 `json:"expected_downtime_ms"`
@@ -56,6 +64,24 @@ type Hello struct {
 	// and the guest's CPU); opaque to this package, bounded by the
 	// message size.
 	Config json.RawMessage `json:"config"`
+	// Disks are the disks whose contents the migration streams, in the
+	// order disk-extents messages number them; empty when the hosts
+	// share the storage (the destination opens the same images).
+	Disks []DiskInfo `json:"disks,omitempty"`
+}
+
+// DiskInfo describes one streamed disk.
+type DiskInfo struct {
+	// Name tells the destination's monitor which of its VM's disks this
+	// is (vmm: the image path at the source); opaque here.
+	Name string `json:"name"`
+	// Size in bytes: every extent lies inside it.
+	Size uint64 `json:"size"`
+}
+
+// Extent is a byte range of a disk.
+type Extent struct {
+	Off, Len uint64
 }
 
 // Source is the running VM a migration moves. vmm's VM implements it.
@@ -86,6 +112,50 @@ type Source interface {
 	State() ([]snapshot.Section, error)
 }
 
+// DiskSource is a Source that can stream its disks' contents, for a
+// destination that does not share its storage (SendOptions.WithDisks).
+// Send calls it from the goroutine that calls the Source.
+type DiskSource interface {
+	// Disks describes the disks to stream, in order; the indexes below
+	// count in it.
+	Disks() ([]DiskInfo, error)
+	// StartDiskLog starts recording the ranges the guest writes,
+	// discards or zeroes on each disk, and returns for each disk the
+	// ranges the first round must send: every range that may hold data.
+	// Ranges it leaves out read as zero and are never sent.
+	StartDiskLog() ([][]Extent, error)
+	// ReadDisk fills p from disk i at off, which lies inside the disk.
+	// It may run while the guest writes the disk: what changes meanwhile
+	// is in the next TakeDiskDirty.
+	ReadDisk(i int, p []byte, off int64) error
+	// TakeDiskDirty returns, for each disk, the ranges changed since
+	// StartDiskLog or the previous TakeDiskDirty, and starts a new
+	// record. A change must be in the record once it is on the disk,
+	// and once the source is paused every change is.
+	TakeDiskDirty() ([][]Extent, error)
+	// StopDiskLog ends the record.
+	StopDiskLog() error
+}
+
+// DiskDestination is a Destination that can take streamed disks. Receive
+// uses it when the source streams disks, and refuses such a migration
+// without it.
+type DiskDestination interface {
+	// PrepareDisks makes a local copy of each disk, Size bytes reading
+	// as zeroes, after Prepare accepted the hello. An error refuses the
+	// migration; its text is sent to the source.
+	PrepareDisks(disks []DiskInfo) error
+	// WriteDisk writes p to disk i's copy at off; ZeroDisk makes n
+	// bytes at off read as zeroes. The ranges lie inside the disk. Bytes
+	// may land before their message's checksum is checked: a failed
+	// migration's copies are to be discarded.
+	WriteDisk(i int, p []byte, off int64) error
+	ZeroDisk(i int, off, n int64) error
+	// FinishDisks makes the copies durable and lets go of them, before
+	// Load, which may open them as the VM's disks.
+	FinishDisks() error
+}
+
 // Destination is the VM a migration builds. vmm implements it.
 type Destination interface {
 	// Prepare checks h against this host (CPU, memory, host resources)
@@ -111,6 +181,10 @@ type SendOptions struct {
 	ForceOnTimeout bool
 	// Bandwidth caps the bytes per second sent; zero means no cap.
 	Bandwidth uint64
+	// WithDisks streams the disks' contents with memory, for a
+	// destination that does not share the source's storage: the source
+	// must implement DiskSource, the destination DiskDestination.
+	WithDisks bool
 	// Progress, if set, is called with the status at every phase change
 	// and after every round.
 	Progress func(Status)

@@ -205,7 +205,7 @@ func TestRefused(t *testing.T) {
 func messageTypes(t testing.TB, stream []byte) []msgType {
 	t.Helper()
 	r := &msgReader{r: strings.NewReader(string(stream)), fromSr: true}
-	if err := readPreamble(r.r); err != nil {
+	if _, err := readPreamble(r.r, preambleDisks); err != nil {
 		t.Fatal(err)
 	}
 	var types []msgType

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -24,6 +25,13 @@ type receiver struct {
 	written snapshot.Bitmap
 	table   []byte
 	runs    []run
+
+	// Streamed disks: the source's preamble flag, the disks its hello
+	// announced, and the destination that takes them.
+	streaming bool
+	disks     []DiskInfo
+	diskDst   DiskDestination
+	diskBuf   []byte
 }
 
 // Receive takes one incoming migration from conn into dst. It returns a
@@ -68,13 +76,15 @@ func Receive(ctx context.Context, conn io.ReadWriter, dst Destination) (ReceiveR
 // abort (not when it aborted itself or already got a refusal).
 func (r *receiver) run(ctx context.Context) (ReceiveResult, bool, error) {
 	r.dl.write(writeTimeout)
-	if err := r.mw.preamble(); err != nil {
+	if err := r.mw.preamble(0); err != nil {
 		return ReceiveResult{}, false, err
 	}
 	r.dl.read(idleTimeout)
-	if err := readPreamble(r.mr.r); err != nil {
+	flags, err := readPreamble(r.mr.r, preambleDisks)
+	if err != nil {
 		return ReceiveResult{}, false, err
 	}
+	r.streaming = flags&preambleDisks != 0
 	if refused, err := r.handshake(); err != nil {
 		return ReceiveResult{}, !refused, err
 	}
@@ -94,6 +104,16 @@ func (r *receiver) run(ctx context.Context) (ReceiveResult, bool, error) {
 				return ReceiveResult{}, true, protoErr("%s: pages after the state", h.label())
 			}
 			if err := r.pages(h); err != nil {
+				return ReceiveResult{}, true, err
+			}
+		case msgDiskExtents:
+			switch {
+			case !r.streaming:
+				return ReceiveResult{}, true, protoErr("%s: disk extents, but the source announced no streamed disks", h.label())
+			case loaded:
+				return ReceiveResult{}, true, protoErr("%s: disk extents after the state", h.label())
+			}
+			if err := r.diskExtents(h); err != nil {
 				return ReceiveResult{}, true, err
 			}
 		case msgState:
@@ -179,9 +199,27 @@ func (r *receiver) prepare(h header, p []byte) ([][]byte, error) {
 	if c := bytes.TrimSpace(hello.Config); len(c) == 0 || bytes.Equal(c, []byte("null")) {
 		return nil, protoErr("%s: no VM configuration", h.label())
 	}
+	if r.streaming != (len(hello.Disks) > 0) {
+		return nil, protoErr("%s: %d streamed disks, but the preamble's disk flag is %v", h.label(), len(hello.Disks), r.streaming)
+	}
+	if err := checkDisks(h, hello.Disks); err != nil {
+		return nil, err
+	}
+	if r.streaming {
+		dd, ok := r.dst.(DiskDestination)
+		if !ok {
+			return nil, errors.New("this destination cannot receive streamed disks")
+		}
+		r.diskDst, r.disks = dd, hello.Disks
+	}
 	regions, err := r.dst.Prepare(hello)
 	if err != nil {
 		return nil, err
+	}
+	if r.streaming {
+		if err := r.diskDst.PrepareDisks(hello.Disks); err != nil {
+			return nil, err
+		}
 	}
 	if len(regions) != len(hello.Regions) {
 		return nil, fmt.Errorf("the destination mapped %d RAM regions for the source's %d", len(regions), len(hello.Regions))
@@ -275,6 +313,12 @@ func (r *receiver) state(h header) error {
 	sections, err := snapshot.ReadState(bytes.NewReader(p), int64(max(len(p), 1)))
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrProtocol, h.label(), err)
+	}
+	if r.streaming {
+		// Every disk range came before the state; Load opens the copies.
+		if err := r.diskDst.FinishDisks(); err != nil {
+			return fmt.Errorf("finishing the streamed disks: %w", err)
+		}
 	}
 	if err := r.dst.Load(sections); err != nil {
 		return fmt.Errorf("loading the VM state: %w", err)

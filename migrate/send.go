@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/ternvm/tern/migrate/snapshot"
@@ -50,6 +51,12 @@ type sender struct {
 	limit     int // page data per message
 	pace      pacer
 
+	// Streamed disks (SendOptions.WithDisks), nil when none.
+	diskSrc  DiskSource
+	diskInfo []DiskInfo
+	diskBuf  []byte
+	dbatch   diskBatch
+
 	in           chan inMsg
 	done         chan struct{} // closed when Send ends; the reader stops delivering
 	readerExited chan struct{}
@@ -57,6 +64,7 @@ type sender struct {
 
 	// What Send changed on src, to undo on failure.
 	dirtyLog  bool
+	diskLog   bool
 	paused    bool
 	throttled bool
 	committed bool
@@ -141,6 +149,13 @@ func (s *sender) run() error {
 		s.noAbort = true
 		return fmt.Errorf("describing the VM: %w", err)
 	}
+	hello.Disks = nil
+	if s.opts.WithDisks {
+		if err := s.describeDisks(&hello); err != nil {
+			s.noAbort = true
+			return err
+		}
+	}
 	hp, err := json.Marshal(hello)
 	if err != nil {
 		s.noAbort = true
@@ -150,7 +165,11 @@ func (s *sender) run() error {
 	s.readerUp = true
 	go s.readLoop()
 	s.dl.write(writeTimeout)
-	if err := s.mw.preamble(); err != nil {
+	var flags uint32
+	if s.diskSrc != nil {
+		flags |= preambleDisks
+	}
+	if err := s.mw.preamble(flags); err != nil {
 		return err
 	}
 	if _, err := s.mw.write(msgHello, hp); err != nil {
@@ -169,6 +188,17 @@ func (s *sender) run() error {
 		return fmt.Errorf("%w: %s", ErrRefused, reply.Error)
 	}
 
+	var dext [][]Extent
+	if s.diskSrc != nil {
+		// Before the memory log: a disk is most of what a round sends.
+		if dext, err = s.diskSrc.StartDiskLog(); err != nil {
+			return fmt.Errorf("starting the disk write log: %w", err)
+		}
+		s.diskLog = true
+		if err := s.checkExtents("the disks' data", dext); err != nil {
+			return err
+		}
+	}
 	bm, err := s.src.StartDirtyLog()
 	if err != nil {
 		return fmt.Errorf("starting the dirty log: %w", err)
@@ -178,11 +208,52 @@ func (s *sender) run() error {
 		return err
 	}
 	s.setPhase(PhasePreCopy)
-	final, err := s.precopy(bm)
+	final, finalDisks, err := s.precopy(bm, dext)
 	if err != nil {
 		return err
 	}
-	return s.stopAndCopy(final)
+	return s.stopAndCopy(final, finalDisks)
+}
+
+// describeDisks puts the disks to stream into the hello.
+func (s *sender) describeDisks(h *Hello) error {
+	ds, ok := s.src.(DiskSource)
+	if !ok {
+		return errors.New("this source cannot stream its disks")
+	}
+	disks, err := ds.Disks()
+	if err != nil {
+		return fmt.Errorf("describing the disks: %w", err)
+	}
+	if len(disks) > maxDisks {
+		return fmt.Errorf("%d disks to stream, the protocol carries at most %d", len(disks), maxDisks)
+	}
+	if len(disks) == 0 {
+		return nil // nothing to stream: a plain migration
+	}
+	for _, d := range disks {
+		if d.Size > math.MaxInt64 {
+			return fmt.Errorf("disk %s of %d bytes", d.Name, d.Size)
+		}
+		s.st.DiskTotalBytes += d.Size
+	}
+	s.diskSrc, s.diskInfo, h.Disks = ds, disks, disks
+	return nil
+}
+
+// takeDiskDirty takes the disks' write records, when disks are streamed.
+func (s *sender) takeDiskDirty() ([][]Extent, error) {
+	if s.diskSrc == nil {
+		return nil, nil
+	}
+	d, err := s.diskSrc.TakeDiskDirty()
+	if err != nil {
+		return nil, fmt.Errorf("reading the disk write log: %w", err)
+	}
+	if err := s.checkExtents("the disk write log", d); err != nil {
+		return nil, err
+	}
+	return mergeExtents(d, nil), nil
 }
 
 func (s *sender) checkBitmap(b snapshot.Bitmap) error {
@@ -193,37 +264,53 @@ func (s *sender) checkBitmap(b snapshot.Bitmap) error {
 }
 
 // precopy sends rounds while the guest runs until what is left would
-// go within the downtime target, and returns the pages still to send.
-func (s *sender) precopy(bm snapshot.Bitmap) (snapshot.Bitmap, error) {
+// go within the downtime target, and returns the pages and disk ranges
+// still to send. A round sends the disks' ranges first, then the pages.
+func (s *sender) precopy(bm snapshot.Bitmap, dext [][]Extent) (snapshot.Bitmap, [][]Extent, error) {
 	var conv convergence
 	for {
 		s.st.Round++
 		t0, w0 := time.Now(), s.mw.bytes
+		if s.diskSrc != nil {
+			if err := s.sendDisks(dext, false); err != nil {
+				if errors.Is(err, errForce) {
+					return bm, dext, nil // sent again whole, as pages below
+				}
+				return nil, nil, err
+			}
+		}
 		if err := s.sendPages(bm, false); err != nil {
 			if errors.Is(err, errForce) {
 				// Pages of this round that went are sent again: simpler
 				// than tracking them, and a forced migration is rare.
-				return bm, nil
+				// The disks' ranges went; what changed since is in their
+				// record.
+				return bm, nil, nil
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		dirty, err := s.src.TakeDirty()
 		if err != nil {
-			return nil, fmt.Errorf("reading the dirty log: %w", err)
+			return nil, nil, fmt.Errorf("reading the dirty log: %w", err)
 		}
 		if err := s.checkBitmap(dirty); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		ddirty, err := s.takeDiskDirty()
+		if err != nil {
+			return nil, nil, err
 		}
 		secs := time.Since(t0).Seconds()
 		sent := s.mw.bytes - w0
-		dirtyBytes := dirty.Count() * pageSize
+		diskDirty := extentBytes(ddirty)
+		dirtyBytes := dirty.Count()*pageSize + diskDirty
 		if sent > 0 && secs > 0 {
 			s.st.Bandwidth = uint64(float64(sent) / secs)
 		}
 		if secs > 0 {
 			s.st.DirtyRate = uint64(float64(dirtyBytes) / secs)
 		}
-		s.st.RemainingBytes = dirtyBytes
+		s.st.RemainingBytes, s.st.DiskRemainingBytes = dirtyBytes, diskDirty
 		converged := dirtyBytes == 0
 		if s.st.Bandwidth > 0 {
 			expected := time.Duration(float64(dirtyBytes) / float64(s.st.Bandwidth) * float64(time.Second))
@@ -238,9 +325,9 @@ func (s *sender) precopy(bm snapshot.Bitmap) (snapshot.Bitmap, error) {
 		}
 		s.progress()
 		if converged || s.forceDue() {
-			return dirty, nil
+			return dirty, ddirty, nil
 		}
-		bm = dirty
+		bm, dext = dirty, ddirty
 	}
 }
 
@@ -276,9 +363,9 @@ func (c convergence) next(dirty, sent uint64) convergence {
 	return c
 }
 
-// stopAndCopy pauses the guest, sends the last pages and the state, and
-// commits once the destination is ready.
-func (s *sender) stopAndCopy(bm snapshot.Bitmap) error {
+// stopAndCopy pauses the guest, sends the last disk ranges and pages and
+// the state, and commits once the destination is ready.
+func (s *sender) stopAndCopy(bm snapshot.Bitmap, dext [][]Extent) error {
 	s.setPhase(PhaseStopAndCopy)
 	if err := s.src.Pause(); err != nil {
 		return fmt.Errorf("pausing the source: %w", err)
@@ -293,10 +380,21 @@ func (s *sender) stopAndCopy(bm snapshot.Bitmap) error {
 		return err
 	}
 	_ = bm.Or(last) // same length: both checked
+	if s.diskSrc != nil {
+		// Paused, the devices are quiet: this record holds the last
+		// change, and what is read now is what the guest left.
+		ldisk, err := s.takeDiskDirty()
+		if err != nil {
+			return err
+		}
+		if err := s.sendDisks(mergeExtents(dext, ldisk), true); err != nil {
+			return err
+		}
+	}
 	if err := s.sendPages(bm, true); err != nil {
 		return err
 	}
-	s.st.RemainingBytes = 0
+	s.st.RemainingBytes, s.st.DiskRemainingBytes = 0, 0
 	sections, err := s.src.State()
 	if err != nil {
 		return fmt.Errorf("saving the VM state: %w", err)
@@ -485,7 +583,7 @@ func (s *sender) readLoop() {
 			return false
 		}
 	}
-	if err := readPreamble(s.mr.r); err != nil {
+	if _, err := readPreamble(s.mr.r, 0); err != nil {
 		s.readFailed()
 		deliver(inMsg{err: err})
 		return
@@ -578,6 +676,10 @@ func (s *sender) finish(err error) (Status, error) {
 	s.stopWatch() // no interrupt after the deadlines are reset below
 	if err == nil {
 		s.stopReader()
+		if s.diskLog {
+			// The guest runs at the destination; the record is no use.
+			_ = s.diskSrc.StopDiskLog()
+		}
 		s.setPhase(PhaseCompleted)
 		return s.st, nil
 	}
@@ -643,6 +745,11 @@ func (s *sender) undo(resume bool) []error {
 	if s.dirtyLog {
 		if err := s.src.StopDirtyLog(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping the dirty log: %w", err))
+		}
+	}
+	if s.diskLog {
+		if err := s.diskSrc.StopDiskLog(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the disk write log: %w", err))
 		}
 	}
 	if resume && s.paused {

@@ -116,7 +116,7 @@ type streamOf struct {
 func newStream(t testing.TB, hello bool) *streamOf {
 	s := &streamOf{}
 	s.mw.w = &s.buf
-	s.buf.Write(appendPreamble(nil))
+	s.buf.Write(appendPreamble(nil, 0))
 	if hello {
 		p, _ := json.Marshal(Hello{Regions: []snapshot.MemoryRegion{{GPA: 0, Size: 4 * pageSize}, {GPA: 1 << 20, Size: 2 * pageSize}}, Config: []byte(`{}`)})
 		s.msg(msgHello, p)
@@ -165,7 +165,8 @@ func TestBadStreams(t *testing.T) {
 		{"second hello", newStream(t, true).msg(msgHello, []byte(`{}`)), "unexpected after the handshake", ErrProtocol},
 		{"no hello", newStream(t, false).state(), "must open with a hello", ErrProtocol},
 		{"destination's message", newStream(t, true).msg(msgReady), "cannot come from", ErrProtocol},
-		{"reserved disk extents", newStream(t, true).msg(msgDiskExtents), "reserved", ErrProtocol},
+		{"disk extents without streamed disks", newStream(t, true).msg(msgDiskExtents, diskPayload(extentOf{0, 0, 0, 512})), "announced no streamed disks", ErrProtocol},
+		{"reserved page request", newStream(t, true).msg(msgPageRequest), "reserved", ErrProtocol},
 		{"unknown type", newStream(t, true).msg(77), "unknown type 77", ErrProtocol},
 		{"abort", newStream(t, true).msg(msgAbort, []byte(`{"error":"operator said no"}`)), "operator said no", ErrAborted},
 		{"run past the guest", newStream(t, true).msg(msgPages, pagesPayload([3]uint64{5, 2, 0})), "goes past the guest's 6 pages", ErrProtocol},
@@ -245,7 +246,7 @@ func TestLengthsBoundAllocation(t *testing.T) {
 		}
 	}
 	// A hello that claims more than its bound.
-	s := append(appendPreamble(nil), rawHeader(msgHello, 1<<20+1, 0)...)
+	s := append(appendPreamble(nil, 0), rawHeader(msgHello, 1<<20+1, 0)...)
 	if _, _, err := replay(s); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "hello message of 1048577 bytes exceeds 1048576") {
 		t.Errorf("big hello: %v", err)
 	}
@@ -258,7 +259,7 @@ func TestPreambleChecks(t *testing.T) {
 	}{
 		"other program": {[]byte("GET / HTTP/1.1\r\nHost"), "not a tern migration endpoint"},
 		"version 2":     {append([]byte(preambleMagic), 2, 0, 0, 0, 0, 0, 0, 0), "version 2, this tern speaks version 1"},
-		"flags":         {append([]byte(preambleMagic), 1, 0, 0, 0, 1, 0, 0, 0), "unknown flags 0x1"},
+		"flags":         {append([]byte(preambleMagic), 1, 0, 0, 0, 3, 0, 0, 0), "unknown flags 0x2"},
 	} {
 		_, _, err := replay(c.pre)
 		if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), c.want) {
@@ -301,6 +302,7 @@ func FuzzReceive(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(newStream(f, true).msg(msgPages, pagesPayload([3]uint64{0, 2, 0}, [3]uint64{2, 2, 1}, [3]uint64{4, 1, 0})).state().msg(msgCommit).buf.Bytes())
+	f.Add(newDiskStream(8192, 4096).msg(msgDiskExtents, diskPayload(extentOf{0, 0, 512, 1024}, extentOf{1, extentZero, 0, 4096})).state().msg(msgCommit).buf.Bytes())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkReceive(t, in)
 		checkReceive(t, fixFraming(in))
@@ -308,7 +310,8 @@ func FuzzReceive(f *testing.F) {
 }
 
 func checkReceive(t *testing.T, in []byte) {
-	dst, res, err := replay(in)
+	ddst, res, err := replayDisks(in)
+	dst := ddst.fakeDest
 	if res.Started != (err == nil) {
 		t.Fatalf("started %v with error %v", res.Started, err)
 	}

@@ -18,6 +18,10 @@ const (
 	preambleSize    = 8 + 4 + 4
 	headerSize      = 16
 	trailerSize     = 4
+	// preambleDisks is the source's preamble flag saying that it streams
+	// disks (disk-extents messages follow). A destination that predates
+	// them refuses the flag at once, before anything is copied.
+	preambleDisks = 1
 )
 
 // castagnoli is CRC32C, which x86 computes in hardware (SSE 4.2), so
@@ -29,17 +33,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type msgType uint8
 
 const (
-	msgHello   msgType = 1 // S->D: JSON Hello
-	msgReply   msgType = 2 // D->S: JSON reply; an empty error accepts
-	msgPages   msgType = 3 // S->D: a run table and page data
-	msgState   msgType = 4 // S->D: a snapshot state stream
-	msgReady   msgType = 5 // D->S: loaded, waiting for the commit
-	msgCommit  msgType = 6 // S->D: run the guest
-	msgRunning msgType = 7 // D->S: JSON, the guest runs
-	msgAbort   msgType = 8 // either way: JSON reason
-	// Reserved: a receiver refuses them until a version defines them.
-	msgPageRequest msgType = 9  // D->S: post-copy page fault
-	msgDiskExtents msgType = 10 // S->D: streamed disk blocks
+	msgHello       msgType = 1  // S->D: JSON Hello
+	msgReply       msgType = 2  // D->S: JSON reply; an empty error accepts
+	msgPages       msgType = 3  // S->D: a run table and page data
+	msgState       msgType = 4  // S->D: a snapshot state stream
+	msgReady       msgType = 5  // D->S: loaded, waiting for the commit
+	msgCommit      msgType = 6  // S->D: run the guest
+	msgRunning     msgType = 7  // D->S: JSON, the guest runs
+	msgAbort       msgType = 8  // either way: JSON reason
+	msgDiskExtents msgType = 10 // S->D: streamed disk ranges (with preambleDisks)
+	// Reserved: a receiver refuses it until a version defines it.
+	msgPageRequest msgType = 9 // D->S: post-copy page fault
 )
 
 // Bounds of a pages message; a receiver refuses anything beyond them.
@@ -49,6 +53,16 @@ const (
 	runEntrySize    = 16
 	pagesHeaderSize = 8
 	runZero         = 1 // run flag: all pages zero, no data follows
+)
+
+// Bounds of a disk-extents message, and of the disks a hello announces.
+const (
+	maxExtents      = 4096
+	maxDiskData     = 8 << 20
+	extentEntrySize = 24
+	diskHeaderSize  = 8
+	extentZero      = 1 // extent flag: the range reads as zeroes, no data follows
+	maxDisks        = 256
 )
 
 type msgSpec struct {
@@ -80,7 +94,7 @@ func (t msgType) spec() (msgSpec, bool) {
 	case msgPageRequest:
 		return msgSpec{name: "page-request", toSource: true, reserved: true}, true
 	case msgDiskExtents:
-		return msgSpec{name: "disk-extents", toDest: true, reserved: true}, true
+		return msgSpec{name: "disk-extents", max: diskHeaderSize + maxExtents*extentEntrySize + maxDiskData, toDest: true}, true
 	}
 	return msgSpec{}, false
 }
@@ -105,27 +119,30 @@ func earlyEOF(err error) error {
 	return err
 }
 
-func appendPreamble(b []byte) []byte {
+func appendPreamble(b []byte, flags uint32) []byte {
 	b = append(b, preambleMagic...)
 	b = binary.LittleEndian.AppendUint32(b, protocolVersion)
-	return binary.LittleEndian.AppendUint32(b, 0)
+	return binary.LittleEndian.AppendUint32(b, flags)
 }
 
-func readPreamble(r io.Reader) error {
+// readPreamble reads and checks the peer's preamble, refusing a flag
+// outside allowed, and returns its flags.
+func readPreamble(r io.Reader, allowed uint32) (uint32, error) {
 	var p [preambleSize]byte
 	if _, err := io.ReadFull(r, p[:]); err != nil {
-		return fmt.Errorf("reading the peer's preamble: the stream ended early: %w", earlyEOF(err))
+		return 0, fmt.Errorf("reading the peer's preamble: the stream ended early: %w", earlyEOF(err))
 	}
 	if string(p[:8]) != preambleMagic {
-		return protoErr("the peer is not a tern migration endpoint (preamble %q)", p[:8])
+		return 0, protoErr("the peer is not a tern migration endpoint (preamble %q)", p[:8])
 	}
 	if v := binary.LittleEndian.Uint32(p[8:]); v != protocolVersion {
-		return protoErr("the peer speaks migration protocol version %d, this tern speaks version %d", v, protocolVersion)
+		return 0, protoErr("the peer speaks migration protocol version %d, this tern speaks version %d", v, protocolVersion)
 	}
-	if f := binary.LittleEndian.Uint32(p[12:]); f != 0 {
-		return protoErr("the peer's preamble has unknown flags %#x", f)
+	f := binary.LittleEndian.Uint32(p[12:])
+	if f&^allowed != 0 {
+		return 0, protoErr("the peer's preamble has unknown flags %#x", f&^allowed)
 	}
-	return nil
+	return f, nil
 }
 
 // header is a checked message header.
@@ -250,8 +267,8 @@ type msgWriter struct {
 	bufs   net.Buffers
 }
 
-func (mw *msgWriter) preamble() error {
-	_, err := mw.w.Write(appendPreamble(nil))
+func (mw *msgWriter) preamble(flags uint32) error {
+	_, err := mw.w.Write(appendPreamble(nil, flags))
 	if err != nil {
 		mw.broken = true
 		return fmt.Errorf("writing the preamble: %w", err)
