@@ -130,6 +130,7 @@ func (d *fakeDiskDest) PrepareDisks(disks []DiskInfo) error {
 		return fmt.Errorf("this host has no room for %d bytes of disks", total)
 	}
 	d.infos = disks
+	d.disks = nil
 	for _, di := range disks {
 		// Stale bytes where a fresh file would have zeroes would show a
 		// zero extent not applied; the fake starts clean like vmm.

@@ -142,7 +142,8 @@ type DiskSource interface {
 // without it.
 type DiskDestination interface {
 	// PrepareDisks makes a local copy of each disk, Size bytes reading
-	// as zeroes, after Prepare accepted the hello. An error refuses the
+	// as zeroes. It comes before Prepare, so that the copies exist when
+	// Prepare checks the VM's configuration. An error refuses the
 	// migration; its text is sent to the source.
 	PrepareDisks(disks []DiskInfo) error
 	// WriteDisk writes p to disk i's copy at off; ZeroDisk makes n

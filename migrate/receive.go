@@ -211,15 +211,13 @@ func (r *receiver) prepare(h header, p []byte) ([][]byte, error) {
 			return nil, errors.New("this destination cannot receive streamed disks")
 		}
 		r.diskDst, r.disks = dd, hello.Disks
+		if err := r.diskDst.PrepareDisks(hello.Disks); err != nil {
+			return nil, err
+		}
 	}
 	regions, err := r.dst.Prepare(hello)
 	if err != nil {
 		return nil, err
-	}
-	if r.streaming {
-		if err := r.diskDst.PrepareDisks(hello.Disks); err != nil {
-			return nil, err
-		}
 	}
 	if len(regions) != len(hello.Regions) {
 		return nil, fmt.Errorf("the destination mapped %d RAM regions for the source's %d", len(regions), len(hello.Regions))

@@ -13,6 +13,7 @@ import (
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/virtio/block"
 	"github.com/ternvm/tern/vmm/api"
 	"github.com/ternvm/tern/vmm/memory"
 )
@@ -99,6 +100,7 @@ func (v *VM) runMigration(ctx context.Context, conn io.ReadWriter, src *migratio
 			user(s)
 		}
 	}
+	src.withDisks = opts.WithDisks
 	st, err := migrate.Send(ctx, conn, src, opts)
 	v.endMigration(st, err)
 	return st, err
@@ -159,6 +161,11 @@ type migrationSource struct {
 	// taken, for a VM that tracks dirty pages for diff snapshots, is
 	// what the migration took from its log, given back on failure.
 	taken snapshot.Bitmap
+	// withDisks: the disks are streamed (migrate.SendOptions.WithDisks),
+	// so the destination has its own copies and this side keeps its
+	// images locked; disks are the devices streamed.
+	withDisks bool
+	disks     []*block.Device
 }
 
 func (s *migrationSource) Hello() (migrate.Hello, error) {
@@ -274,8 +281,12 @@ func (s *migrationSource) State() ([]snapshot.Section, error) {
 		return nil, err
 	}
 	t1 := time.Now()
-	if err := v.handOverDisks(); err != nil {
-		return nil, err
+	// Streamed disks stay locked here: the destination has copies of
+	// its own, and a guest resumed here after a failure keeps its disks.
+	if !s.withDisks {
+		if err := v.handOverDisks(); err != nil {
+			return nil, err
+		}
 	}
 	v.log.WithFields(logrus.Fields{"capture": t1.Sub(t0).String(), "disks": time.Since(t1).String()}).Debug("migration: state captured")
 	return st.Sections(), nil
@@ -319,6 +330,7 @@ func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (*VM,
 		if d.v != nil {
 			d.v.Close()
 		}
+		d.discardDisks() // after Close: the VM may have opened them
 		return nil, err
 	}
 	if !res.Started || d.v == nil {
@@ -337,6 +349,8 @@ type migrationDest struct {
 	v     *VM
 	mc    migrationConfig
 	began time.Time
+	// copies are the local files of streamed disks, in the hello's order.
+	copies []*diskCopy
 }
 
 func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
@@ -353,6 +367,9 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	}
 	if err := checkLayout(h.Regions, c.MemoryBytes); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	if err := checkStreamedDisks(h.Disks, c.Disks); err != nil {
+		return nil, err
 	}
 	o := d.opts
 	ls := &loadedSnapshot{cfg: c}

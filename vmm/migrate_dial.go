@@ -63,10 +63,7 @@ func (v *VM) StartMigration(req api.MigrationRequest) error {
 
 // sendOptions turns an API request into migrate's options.
 func sendOptions(req api.MigrationRequest) (migrate.SendOptions, error) {
-	var o migrate.SendOptions
-	if req.WithDisks {
-		return o, fmt.Errorf("%w: streaming disks with the migration (with_disks) is not implemented yet: use storage both hosts reach", ErrInvalidConfig)
-	}
+	o := migrate.SendOptions{WithDisks: req.WithDisks}
 	if req.DowntimeMS < 0 || req.TimeoutMS < 0 {
 		return o, fmt.Errorf("%w: downtime_ms and timeout_ms cannot be negative", ErrInvalidConfig)
 	}

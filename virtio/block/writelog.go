@@ -79,6 +79,9 @@ func (d *Device) markWritten(off, n int64) {
 	}
 }
 
+// Path is the image's path, as configured.
+func (d *Device) Path() string { return d.cfg.Path }
+
 // Size is the disk's size in bytes.
 func (d *Device) Size() int64 { return int64(d.capacity * SectorSize) }
 
