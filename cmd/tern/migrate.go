@@ -46,7 +46,7 @@ func migrateCommand() *cli.Command {
 				ArgsUsage: " ",
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "listen", Usage: "where to wait: tcp:HOST:PORT or unix:PATH", Required: true},
-					&cli.StringSliceFlag{Name: "disk", Usage: "use another image for a disk: OLDPATH=NEWPATH (repeatable)"},
+					&cli.StringSliceFlag{Name: "disk", Usage: "use another image for a disk: OLDPATH=NEWPATH (repeatable); a source sending --with-disks needs one for every disk, a local file it creates (0600) or overwrites"},
 					&cli.StringSliceFlag{Name: "tap", Usage: "use another TAP for a network: OLD=NEW (repeatable)"},
 					&cli.StringFlag{Name: "vsock-socket", Usage: "listen for vsock connections on this path instead of the source's"},
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the received VM's HTTP API on this Unix socket"},
