@@ -295,12 +295,20 @@ func (v *VM) setDirtyLog(on bool) error {
 }
 
 // ReceiveOptions say what of this host an incoming guest uses: as
-// RestoreOptions, without a directory.
+// RestoreOptions, without a directory. The source is a peer, not the
+// caller: each disk image, TAP, bridge and vsock socket its configuration
+// names must be mapped here (to itself to confirm it) unless
+// TrustSourcePaths is set, or the migration is refused before anything
+// is opened.
 type ReceiveOptions struct {
-	DiskPaths       map[string]string
-	TAPs            map[string]string
-	VsockSocket     string
-	TrackDirtyPages bool
+	DiskPaths   map[string]string
+	TAPs        map[string]string
+	Bridges     map[string]string
+	VsockSocket string
+	// TrustSourcePaths uses every host resource the source names that
+	// the fields above do not map, as the source names it.
+	TrustSourcePaths bool
+	TrackDirtyPages  bool
 
 	Console      io.Writer
 	ConsoleInput io.Reader
@@ -357,9 +365,10 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	o := d.opts
 	ls := &loadedSnapshot{cfg: c}
 	cfg, err := ls.config(RestoreOptions{
-		DiskPaths: o.DiskPaths, TAPs: o.TAPs, VsockSocket: o.VsockSocket,
-		Console: o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
-	})
+		DiskPaths: o.DiskPaths, TAPs: o.TAPs, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
+		TrustSnapshotPaths: o.TrustSourcePaths,
+		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
+	}, "the incoming VM")
 	if err != nil {
 		return nil, err
 	}

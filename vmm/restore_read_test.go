@@ -54,7 +54,7 @@ func TestReadSnapshotAndOverrides(t *testing.T) {
 	}
 	moved := filepath.Join(t.TempDir(), "moved.img")
 	os.WriteFile(moved, make([]byte, 1<<20), 0o600)
-	cfg, err := ls.config(RestoreOptions{DiskPaths: map[string]string{disk: moved}})
+	cfg, err := ls.config(RestoreOptions{DiskPaths: map[string]string{disk: moved}}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestReadSnapshotAndOverrides(t *testing.T) {
 		"a TAP override without a network":         {TAPs: map[string]string{"tap0": "tap1"}},
 		"a vsock socket without a vsock device":    {VsockSocket: "/tmp/v.sock"},
 	} {
-		if _, err := ls.config(opts); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := ls.config(opts, dir); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
 	}
