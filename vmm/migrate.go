@@ -349,7 +349,7 @@ type migrationDest struct {
 
 func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	d.began = time.Now()
-	if err := json.Unmarshal(h.Config, &d.mc); err != nil {
+	if err := snapshot.DecodeJSON(h.Config, &d.mc, helloLimits); err != nil {
 		return nil, fmt.Errorf("%w: the VM's description: %w", ErrBadSnapshot, err)
 	}
 	c := d.mc.Config

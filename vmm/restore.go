@@ -95,7 +95,7 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, dir, fmt.Sprintf(format, a...))
 	}
 	st, _ := snapshot.NewState(sections) // parseState checked them
-	if err := st.GetJSON("memory", &ls.memory); err != nil {
+	if err := st.GetJSONWithin("memory", &ls.memory, memoryLimits(ls.cfg.MemoryBytes)); err != nil {
 		return nil, bad("%v", err)
 	}
 	if err := ls.memory.Validate(); err != nil {
@@ -143,22 +143,29 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, where, fmt.Sprintf(format, a...))
 	}
-	if err := st.GetJSON("config", &ls.cfg); err != nil {
-		return nil, bad("%v", err)
-	}
-	if err := st.GetJSON("vm", &ls.vm); err != nil {
+	// Every section is held to what tern writes before it is decoded,
+	// and the sections are counted against the configuration before
+	// any of them is, so that decoding costs what a real VM's state
+	// costs, not what the file's author chose.
+	if err := st.GetJSONWithin("config", &ls.cfg, configLimits); err != nil {
 		return nil, bad("%v", err)
 	}
 	if err := checkConfigLimits(ls.cfg); err != nil {
 		return nil, bad("%v", err)
 	}
-	vcpus := st.Names("vcpu/")
+	vcpus, devices := st.Names("vcpu/"), st.Names("device/")
 	if len(vcpus) != ls.cfg.CPUs {
 		return nil, bad("%d vCPU sections for %d vCPUs", len(vcpus), ls.cfg.CPUs)
 	}
+	if len(devices) != ls.cfg.virtioDevices() {
+		return nil, bad("%d device sections, the configuration makes %d virtio devices", len(devices), ls.cfg.virtioDevices())
+	}
+	if err := st.GetJSONWithin("vm", &ls.vm, vmLimits); err != nil {
+		return nil, bad("%v", err)
+	}
 	for i := range ls.cfg.CPUs {
 		var vs vcpuState
-		if err := st.GetJSON(fmt.Sprintf("vcpu/%d", i), &vs); err != nil {
+		if err := st.GetJSONWithin(fmt.Sprintf("vcpu/%d", i), &vs, vcpuLimits); err != nil {
 			return nil, bad("%v", err)
 		}
 		if vs.ID != i {
@@ -166,9 +173,9 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 		}
 		ls.vcpus = append(ls.vcpus, vs)
 	}
-	for _, name := range st.Names("device/") {
+	for _, name := range devices {
 		var ds deviceState
-		if err := st.GetJSON(name, &ds); err != nil {
+		if err := st.GetJSONWithin(name, &ds, deviceLimits); err != nil {
 			return nil, bad("%v", err)
 		}
 		if "device/"+ds.Name != name {
@@ -180,11 +187,15 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 }
 
 // checkConfigLimits applies tern run's limits to a configuration that
-// came from a file or a stream: vCPUs, and guest RAM no smaller than
-// tern allows, whole pages, and no larger than this host's RAM.
+// came from a file or a stream: vCPUs, virtio devices no more than the
+// interrupt lines for them, and guest RAM no smaller than tern allows,
+// whole pages, and no larger than this host's RAM.
 func checkConfigLimits(c snapshotConfig) error {
 	if c.CPUs < 1 || c.CPUs > boot.MaxVCPUs {
 		return fmt.Errorf("%d vCPUs (tern supports 1 to %d)", c.CPUs, boot.MaxVCPUs)
+	}
+	if err := checkDeviceCount(c); err != nil {
+		return err
 	}
 	if c.MemoryBytes < minGuestMemory || c.MemoryBytes%memory.PageSize != 0 {
 		return fmt.Errorf("guest memory of %d bytes (at least %d MiB, in whole pages)", c.MemoryBytes, minGuestMemory>>20)

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,9 @@ func writeSnapshot(t *testing.T, edit func(cfg *snapshotConfig, mem *snapshot.Me
 	for i, v := range vcpus {
 		st.PutJSON("vcpu/"+string(rune('0'+i)), v)
 	}
+	for _, name := range deviceNames(cfg) {
+		st.PutJSON("device/"+name, deviceState{Name: name})
+	}
 	st.PutJSON("memory", mem)
 	if err := snapshot.WriteStateFile(filepath.Join(dir, SnapshotStateFile), st.Sections()); err != nil {
 		t.Fatal(err)
@@ -44,6 +48,28 @@ func writeSnapshot(t *testing.T, edit func(cfg *snapshotConfig, mem *snapshot.Me
 	f.Truncate(size)
 	f.Close()
 	return dir, disk
+}
+
+// deviceNames names the virtio devices cfg makes, as addConfiguredVirtio
+// does.
+func deviceNames(cfg snapshotConfig) []string {
+	var names []string
+	for i := range cfg.Disks {
+		names = append(names, fmt.Sprintf("disk%d", i))
+	}
+	for i := range cfg.Nets {
+		names = append(names, fmt.Sprintf("net%d", i))
+	}
+	if cfg.Vsock != nil {
+		names = append(names, "vsock")
+	}
+	if cfg.Balloon != nil {
+		names = append(names, "balloon")
+	}
+	if cfg.RNG {
+		names = append(names, "rng")
+	}
+	return names
 }
 
 func TestReadSnapshotAndOverrides(t *testing.T) {

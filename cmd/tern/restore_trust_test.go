@@ -27,6 +27,9 @@ func hostNamingSnapshot(t *testing.T) (dir, disk string) {
 	st.Put("config", fmt.Appendf(nil, `{"CPUs":1,"MemoryBytes":%d,"Disks":[{"Path":%q}],"Nets":[{"TAP":"tap-victim"}],"Vsock":{"GuestCID":3,"SocketPath":"/run/victim.sock"}}`, size, disk))
 	st.Put("vm", []byte(`{}`))
 	st.Put("vcpu/0", []byte(`{"ID":0}`))
+	for _, name := range []string{"disk0", "net0", "vsock"} {
+		st.Put("device/"+name, fmt.Appendf(nil, `{"Name":%q}`, name))
+	}
 	mem, _ := json.Marshal(snapshot.MemoryInfo{Kind: "full", PageSize: snapshot.PageSize, Regions: []snapshot.MemoryRegion{{GPA: 0, Size: size}}})
 	st.Put("memory", mem)
 	if err := snapshot.WriteStateFile(filepath.Join(dir, "vmstate"), st.Sections()); err != nil {
