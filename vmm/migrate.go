@@ -306,12 +306,20 @@ func (v *VM) setDirtyLog(on bool) error {
 }
 
 // ReceiveOptions say what of this host an incoming guest uses: as
-// RestoreOptions, without a directory.
+// RestoreOptions, without a directory. The source is a peer, not the
+// caller: each disk image, TAP, bridge and vsock socket its configuration
+// names must be mapped here (to itself to confirm it) unless
+// TrustSourcePaths is set, or the migration is refused before anything
+// is opened.
 type ReceiveOptions struct {
-	DiskPaths       map[string]string
-	TAPs            map[string]string
-	VsockSocket     string
-	TrackDirtyPages bool
+	DiskPaths   map[string]string
+	TAPs        map[string]string
+	Bridges     map[string]string
+	VsockSocket string
+	// TrustSourcePaths uses every host resource the source names that
+	// the fields above do not map, as the source names it.
+	TrustSourcePaths bool
+	TrackDirtyPages  bool
 
 	Console      io.Writer
 	ConsoleInput io.Reader
@@ -355,7 +363,7 @@ type migrationDest struct {
 
 func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	d.began = time.Now()
-	if err := json.Unmarshal(h.Config, &d.mc); err != nil {
+	if err := snapshot.DecodeJSON(h.Config, &d.mc, helloLimits); err != nil {
 		return nil, fmt.Errorf("%w: the VM's description: %w", ErrBadSnapshot, err)
 	}
 	c := d.mc.Config
@@ -374,9 +382,10 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	o := d.opts
 	ls := &loadedSnapshot{cfg: c}
 	cfg, err := ls.config(RestoreOptions{
-		DiskPaths: o.DiskPaths, TAPs: o.TAPs, VsockSocket: o.VsockSocket,
-		Console: o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
-	})
+		DiskPaths: o.DiskPaths, TAPs: o.TAPs, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
+		TrustSnapshotPaths: o.TrustSourcePaths,
+		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
+	}, "the incoming VM")
 	if err != nil {
 		return nil, err
 	}

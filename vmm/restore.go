@@ -18,18 +18,30 @@ import (
 	"github.com/ternvm/tern/vmm/memory"
 )
 
-// RestoreOptions say where a snapshot is and what of the host it may use
-// differently from the host it was taken on.
+// RestoreOptions say where a snapshot is and which host resources it may
+// use. The snapshot's file is no authority over the host: every disk
+// image, TAP, bridge and vsock socket it names must appear in DiskPaths,
+// TAPs, Bridges or VsockSocket (mapped to itself to confirm it, or to a
+// replacement), unless TrustSnapshotPaths is set; otherwise Restore fails
+// with an *UnconfirmedError before it opens anything.
 type RestoreOptions struct {
 	// Dir holds SnapshotStateFile and SnapshotMemoryFile.
 	Dir string
 	// DiskPaths maps a disk image path recorded in the snapshot to the
-	// image to use instead (the same disk, copied or moved).
+	// image to use (itself, or the same disk copied or moved).
 	DiskPaths map[string]string
 	// TAPs maps a TAP name recorded in the snapshot to the one to use.
 	TAPs map[string]string
-	// VsockSocket, if set, replaces the vsock device's Unix socket path.
+	// Bridges maps a bridge recorded in the snapshot (that a TAP joins)
+	// to the one to use.
+	Bridges map[string]string
+	// VsockSocket is the vsock device's Unix socket path: the snapshot's
+	// own to confirm it, or another.
 	VsockSocket string
+	// TrustSnapshotPaths uses every host resource the snapshot names
+	// that the fields above do not map, as the snapshot names it: for a
+	// snapshot the caller wrote itself or trusts as such.
+	TrustSnapshotPaths bool
 	// TrackDirtyPages turns dirty page tracking on even if the snapshot's
 	// VM did not have it, so the restored VM can take diff snapshots
 	// (relative to this snapshot).
@@ -83,7 +95,7 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, dir, fmt.Sprintf(format, a...))
 	}
 	st, _ := snapshot.NewState(sections) // parseState checked them
-	if err := st.GetJSON("memory", &ls.memory); err != nil {
+	if err := st.GetJSONWithin("memory", &ls.memory, memoryLimits(ls.cfg.MemoryBytes)); err != nil {
 		return nil, bad("%v", err)
 	}
 	if err := ls.memory.Validate(); err != nil {
@@ -131,22 +143,29 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, where, fmt.Sprintf(format, a...))
 	}
-	if err := st.GetJSON("config", &ls.cfg); err != nil {
-		return nil, bad("%v", err)
-	}
-	if err := st.GetJSON("vm", &ls.vm); err != nil {
+	// Every section is held to what tern writes before it is decoded,
+	// and the sections are counted against the configuration before
+	// any of them is, so that decoding costs what a real VM's state
+	// costs, not what the file's author chose.
+	if err := st.GetJSONWithin("config", &ls.cfg, configLimits); err != nil {
 		return nil, bad("%v", err)
 	}
 	if err := checkConfigLimits(ls.cfg); err != nil {
 		return nil, bad("%v", err)
 	}
-	vcpus := st.Names("vcpu/")
+	vcpus, devices := st.Names("vcpu/"), st.Names("device/")
 	if len(vcpus) != ls.cfg.CPUs {
 		return nil, bad("%d vCPU sections for %d vCPUs", len(vcpus), ls.cfg.CPUs)
 	}
+	if len(devices) != ls.cfg.virtioDevices() {
+		return nil, bad("%d device sections, the configuration makes %d virtio devices", len(devices), ls.cfg.virtioDevices())
+	}
+	if err := st.GetJSONWithin("vm", &ls.vm, vmLimits); err != nil {
+		return nil, bad("%v", err)
+	}
 	for i := range ls.cfg.CPUs {
 		var vs vcpuState
-		if err := st.GetJSON(fmt.Sprintf("vcpu/%d", i), &vs); err != nil {
+		if err := st.GetJSONWithin(fmt.Sprintf("vcpu/%d", i), &vs, vcpuLimits); err != nil {
 			return nil, bad("%v", err)
 		}
 		if vs.ID != i {
@@ -154,9 +173,9 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 		}
 		ls.vcpus = append(ls.vcpus, vs)
 	}
-	for _, name := range st.Names("device/") {
+	for _, name := range devices {
 		var ds deviceState
-		if err := st.GetJSON(name, &ds); err != nil {
+		if err := st.GetJSONWithin(name, &ds, deviceLimits); err != nil {
 			return nil, bad("%v", err)
 		}
 		if "device/"+ds.Name != name {
@@ -168,11 +187,15 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 }
 
 // checkConfigLimits applies tern run's limits to a configuration that
-// came from a file or a stream: vCPUs, and guest RAM no smaller than
-// tern allows, whole pages, and no larger than this host's RAM.
+// came from a file or a stream: vCPUs, virtio devices no more than the
+// interrupt lines for them, and guest RAM no smaller than tern allows,
+// whole pages, and no larger than this host's RAM.
 func checkConfigLimits(c snapshotConfig) error {
 	if c.CPUs < 1 || c.CPUs > boot.MaxVCPUs {
 		return fmt.Errorf("%d vCPUs (tern supports 1 to %d)", c.CPUs, boot.MaxVCPUs)
+	}
+	if err := checkDeviceCount(c); err != nil {
+		return err
 	}
 	if c.MemoryBytes < minGuestMemory || c.MemoryBytes%memory.PageSize != 0 {
 		return fmt.Errorf("guest memory of %d bytes (at least %d MiB, in whole pages)", c.MemoryBytes, minGuestMemory>>20)
@@ -180,8 +203,12 @@ func checkConfigLimits(c snapshotConfig) error {
 	return checkHostMemory(c.MemoryBytes)
 }
 
-// config rebuilds the VM's Config with the host overrides applied.
-func (ls *loadedSnapshot) config(opts RestoreOptions) (Config, error) {
+// config rebuilds the VM's Config with the host overrides applied. Every
+// host resource the saved configuration names must be mapped by opts or
+// covered by opts.TrustSnapshotPaths: the configuration came from a file
+// or a peer (from names it in errors), and nothing in it may open a host
+// resource the caller did not name.
+func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, error) {
 	c := ls.cfg
 	cfg := Config{
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
@@ -189,30 +216,50 @@ func (ls *loadedSnapshot) config(opts RestoreOptions) (Config, error) {
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
 		Logger: opts.Logger, Started: opts.Started,
 	}
+	var unconfirmed []HostResource
+	confirm := func(o overrideSet, r HostResource) string {
+		if !o.has(r.Name) && !opts.TrustSnapshotPaths {
+			unconfirmed = append(unconfirmed, r)
+		}
+		return o.apply(r.Name)
+	}
 	disks := overrides(opts.DiskPaths)
 	for _, d := range c.Disks {
-		d.Path = disks.apply(d.Path)
+		d.Path = confirm(disks, HostResource{Kind: ResourceDisk, Name: d.Path, ReadOnly: d.ReadOnly})
 		cfg.Disks = append(cfg.Disks, d)
 	}
 	if old, ok := disks.unused(); ok {
 		return cfg, fmt.Errorf("%w: disk override %s: the snapshot has no disk with that path (it has %s)", ErrInvalidConfig, old, diskPaths(c.Disks))
 	}
-	taps := overrides(opts.TAPs)
+	taps, bridges := overrides(opts.TAPs), overrides(opts.Bridges)
 	for _, n := range c.Nets {
-		n.TAP = taps.apply(n.TAP)
+		n.TAP = confirm(taps, HostResource{Kind: ResourceTAP, Name: n.TAP})
+		if n.Bridge != "" {
+			n.Bridge = confirm(bridges, HostResource{Kind: ResourceBridge, Name: n.Bridge})
+		}
 		cfg.Nets = append(cfg.Nets, n)
 	}
 	if old, ok := taps.unused(); ok {
 		return cfg, fmt.Errorf("%w: TAP override %s: the snapshot has no network on that TAP", ErrInvalidConfig, old)
 	}
+	if old, ok := bridges.unused(); ok {
+		return cfg, fmt.Errorf("%w: bridge override %s: the snapshot has no network joining that bridge", ErrInvalidConfig, old)
+	}
 	if c.Vsock != nil {
 		vs := *c.Vsock
 		if opts.VsockSocket != "" {
 			vs.SocketPath = opts.VsockSocket
+		} else if !opts.TrustSnapshotPaths {
+			unconfirmed = append(unconfirmed, HostResource{Kind: ResourceVsockSocket, Name: vs.SocketPath})
 		}
 		cfg.Vsock = &vs
 	} else if opts.VsockSocket != "" {
 		return cfg, fmt.Errorf("%w: vsock socket override: the snapshot has no vsock device", ErrInvalidConfig)
+	}
+	// Checked before validateDevices, which stats the disk images: a
+	// restore the caller has not agreed to touches nothing it names.
+	if len(unconfirmed) > 0 {
+		return cfg, &UnconfirmedError{From: from, Resources: unconfirmed}
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validateDevices(); err != nil {
@@ -230,6 +277,12 @@ type overrideSet struct {
 
 func overrides(m map[string]string) overrideSet {
 	return overrideSet{to: m, used: map[string]bool{}}
+}
+
+// has reports whether name is mapped (to itself or another).
+func (o overrideSet) has(name string) bool {
+	_, ok := o.to[name]
+	return ok
 }
 
 // apply returns name's replacement, or name.
@@ -282,7 +335,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := ls.config(opts)
+	cfg, err := ls.config(opts, "snapshot "+opts.Dir)
 	if err != nil {
 		return nil, err
 	}

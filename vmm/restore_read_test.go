@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,9 @@ func writeSnapshot(t *testing.T, edit func(cfg *snapshotConfig, mem *snapshot.Me
 	for i, v := range vcpus {
 		st.PutJSON("vcpu/"+string(rune('0'+i)), v)
 	}
+	for _, name := range deviceNames(cfg) {
+		st.PutJSON("device/"+name, deviceState{Name: name})
+	}
 	st.PutJSON("memory", mem)
 	if err := snapshot.WriteStateFile(filepath.Join(dir, SnapshotStateFile), st.Sections()); err != nil {
 		t.Fatal(err)
@@ -46,6 +50,28 @@ func writeSnapshot(t *testing.T, edit func(cfg *snapshotConfig, mem *snapshot.Me
 	return dir, disk
 }
 
+// deviceNames names the virtio devices cfg makes, as addConfiguredVirtio
+// does.
+func deviceNames(cfg snapshotConfig) []string {
+	var names []string
+	for i := range cfg.Disks {
+		names = append(names, fmt.Sprintf("disk%d", i))
+	}
+	for i := range cfg.Nets {
+		names = append(names, fmt.Sprintf("net%d", i))
+	}
+	if cfg.Vsock != nil {
+		names = append(names, "vsock")
+	}
+	if cfg.Balloon != nil {
+		names = append(names, "balloon")
+	}
+	if cfg.RNG {
+		names = append(names, "rng")
+	}
+	return names
+}
+
 func TestReadSnapshotAndOverrides(t *testing.T) {
 	dir, disk := writeSnapshot(t, nil)
 	ls, err := readSnapshot(dir)
@@ -54,7 +80,7 @@ func TestReadSnapshotAndOverrides(t *testing.T) {
 	}
 	moved := filepath.Join(t.TempDir(), "moved.img")
 	os.WriteFile(moved, make([]byte, 1<<20), 0o600)
-	cfg, err := ls.config(RestoreOptions{DiskPaths: map[string]string{disk: moved}})
+	cfg, err := ls.config(RestoreOptions{DiskPaths: map[string]string{disk: moved}}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +93,7 @@ func TestReadSnapshotAndOverrides(t *testing.T) {
 		"a TAP override without a network":         {TAPs: map[string]string{"tap0": "tap1"}},
 		"a vsock socket without a vsock device":    {VsockSocket: "/tmp/v.sock"},
 	} {
-		if _, err := ls.config(opts); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := ls.config(opts, dir); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
 	}

@@ -43,8 +43,8 @@ func MergeSnapshot(baseDir, diffDir string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
-	var info snapshot.MemoryInfo
-	if err := diff.GetJSON("memory", &info); err != nil {
+	info, err := memoryInfoOf(diff)
+	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBadSnapshot, diffDir, err)
 	}
 	if err := info.Validate(); err != nil {
@@ -82,11 +82,23 @@ func readInfo(path string) (snapshot.MemoryInfo, error) {
 	if err != nil {
 		return info, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
-	if err := st.GetJSON("memory", &info); err != nil {
+	if info, err = memoryInfoOf(st); err != nil {
 		return info, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, path, err)
 	}
 	if err := info.Validate(); err != nil {
 		return info, fmt.Errorf("%w: %s: memory: %w", ErrBadSnapshot, path, err)
 	}
 	return info, nil
+}
+
+// memoryInfoOf decodes the memory section within the bounds a guest of
+// the configuration's size sets for it (its dirty bitmap).
+func memoryInfoOf(st *snapshot.State) (snapshot.MemoryInfo, error) {
+	var cfg snapshotConfig
+	var info snapshot.MemoryInfo
+	if err := st.GetJSONWithin("config", &cfg, configLimits); err != nil {
+		return info, err
+	}
+	err := st.GetJSONWithin("memory", &info, memoryLimits(cfg.MemoryBytes))
+	return info, err
 }

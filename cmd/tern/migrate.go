@@ -46,9 +46,11 @@ func migrateCommand() *cli.Command {
 				ArgsUsage: " ",
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "listen", Usage: "where to wait: tcp:HOST:PORT or unix:PATH", Required: true},
-					&cli.StringSliceFlag{Name: "disk", Usage: "use another image for a disk: OLDPATH=NEWPATH (repeatable); a source sending --with-disks needs one for every disk, a local file it creates (0600) or overwrites"},
-					&cli.StringSliceFlag{Name: "tap", Usage: "use another TAP for a network: OLD=NEW (repeatable)"},
-					&cli.StringFlag{Name: "vsock-socket", Usage: "listen for vsock connections on this path instead of the source's"},
+					&cli.StringSliceFlag{Name: "disk", Usage: "the image for each disk the source names: OLDPATH=NEWPATH, or OLDPATH=OLDPATH to confirm it (repeatable); a source sending --with-disks needs a NEWPATH for every disk, a local file it creates (0600) or overwrites"},
+					&cli.StringSliceFlag{Name: "tap", Usage: "the TAP for each network: OLD=NEW, or OLD=OLD to confirm it (repeatable)"},
+					&cli.StringSliceFlag{Name: "bridge", Usage: "the bridge each TAP joins: OLD=NEW, or OLD=OLD to confirm it (repeatable)"},
+					&cli.StringFlag{Name: "vsock-socket", Usage: "the vsock device's socket path (the source's own to confirm it)"},
+					&cli.BoolFlag{Name: "trust-source-paths", Usage: "use every disk, TAP, bridge and vsock socket the source names that no flag above maps, as it names it"},
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the received VM's HTTP API on this Unix socket"},
 					&cli.BoolFlag{Name: "track-dirty-pages", Usage: "track dirty pages in the received guest"},
 					&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
@@ -106,12 +108,10 @@ func migrateReceive(c *cli.Context) error {
 	}
 	opts := vmm.ReceiveOptions{
 		VsockSocket: c.String("vsock-socket"), TrackDirtyPages: c.Bool("track-dirty-pages"),
-		KVMPath: c.String("kvm"), Logger: logger, Started: started,
+		TrustSourcePaths: c.Bool("trust-source-paths"),
+		KVMPath:          c.String("kvm"), Logger: logger, Started: started,
 	}
-	if opts.DiskPaths, err = parseOverrides("--disk", c.StringSlice("disk")); err != nil {
-		return err
-	}
-	if opts.TAPs, err = parseOverrides("--tap", c.StringSlice("tap")); err != nil {
+	if opts.DiskPaths, opts.TAPs, opts.Bridges, err = parseHostOverrides(c); err != nil {
 		return err
 	}
 	var closeConsole func()
@@ -145,7 +145,7 @@ func migrateReceive(c *cli.Context) error {
 	logger.WithField("peer", conn.RemoteAddr().String()).Info("incoming migration")
 	vm, err := vmm.Receive(ctx, conn, opts)
 	if err != nil {
-		return fmt.Errorf("incoming migration failed, nothing runs here: %w", err)
+		return fmt.Errorf("incoming migration failed, nothing runs here: %w", explainUnconfirmed(err, "--trust-source-paths"))
 	}
 	stop()
 	defer vm.Close()

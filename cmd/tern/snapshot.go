@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -62,9 +63,11 @@ func snapshotCommand() *cli.Command {
 					&cli.StringFlag{Name: "dir", Usage: "the snapshot's directory", Required: true},
 					consoleFlag(), consoleRawFlag(),
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the restored VM's HTTP API on this Unix socket"},
-					&cli.StringSliceFlag{Name: "disk", Usage: "use another image for a disk: OLDPATH=NEWPATH (repeatable)"},
-					&cli.StringSliceFlag{Name: "tap", Usage: "use another TAP for a network: OLD=NEW (repeatable)"},
-					&cli.StringFlag{Name: "vsock-socket", Usage: "listen for vsock connections on this path instead of the snapshot's"},
+					&cli.StringSliceFlag{Name: "disk", Usage: "the image for each disk the snapshot names: OLDPATH=NEWPATH, or OLDPATH=OLDPATH to confirm it (repeatable)"},
+					&cli.StringSliceFlag{Name: "tap", Usage: "the TAP for each network: OLD=NEW, or OLD=OLD to confirm it (repeatable)"},
+					&cli.StringSliceFlag{Name: "bridge", Usage: "the bridge each TAP joins: OLD=NEW, or OLD=OLD to confirm it (repeatable)"},
+					&cli.StringFlag{Name: "vsock-socket", Usage: "the vsock device's socket path (the snapshot's own to confirm it)"},
+					&cli.BoolFlag{Name: "trust-snapshot-paths", Usage: "use every disk, TAP, bridge and vsock socket the snapshot names that no flag above maps, as it names it"},
 					&cli.BoolFlag{Name: "track-dirty-pages", Usage: "track dirty pages in the restored guest (diff snapshots relative to this one)"},
 					&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
 				},
@@ -128,13 +131,11 @@ func snapshotRestore(c *cli.Context) error {
 	}
 	opts := vmm.RestoreOptions{
 		Dir: c.String("dir"), VsockSocket: c.String("vsock-socket"), TrackDirtyPages: c.Bool("track-dirty-pages"),
-		KVMPath: c.String("kvm"), Logger: logger, Started: started,
+		TrustSnapshotPaths: c.Bool("trust-snapshot-paths"),
+		KVMPath:            c.String("kvm"), Logger: logger, Started: started,
 	}
 	var err error
-	if opts.DiskPaths, err = parseOverrides("--disk", c.StringSlice("disk")); err != nil {
-		return err
-	}
-	if opts.TAPs, err = parseOverrides("--tap", c.StringSlice("tap")); err != nil {
+	if opts.DiskPaths, opts.TAPs, opts.Bridges, err = parseHostOverrides(c); err != nil {
 		return err
 	}
 	var closeConsole func()
@@ -144,10 +145,49 @@ func snapshotRestore(c *cli.Context) error {
 	defer closeConsole()
 	vm, err := vmm.Restore(opts)
 	if err != nil {
-		return err
+		return explainUnconfirmed(err, "--trust-snapshot-paths")
 	}
 	defer vm.Close()
 	return runUntilStopped(vm, c.String("api-socket"))
+}
+
+// parseHostOverrides reads --disk, --tap and --bridge.
+func parseHostOverrides(c *cli.Context) (disks, taps, bridges map[string]string, err error) {
+	if disks, err = parseOverrides("--disk", c.StringSlice("disk")); err != nil {
+		return
+	}
+	if taps, err = parseOverrides("--tap", c.StringSlice("tap")); err != nil {
+		return
+	}
+	bridges, err = parseOverrides("--bridge", c.StringSlice("bridge"))
+	return
+}
+
+// explainUnconfirmed says, for an *vmm.UnconfirmedError, which flag
+// confirms or replaces each resource; trustFlag is the command's flag that
+// accepts them all. Other errors pass through.
+func explainUnconfirmed(err error, trustFlag string) error {
+	var ue *vmm.UnconfirmedError
+	if !errors.As(err, &ue) {
+		return err
+	}
+	var how []string
+	for _, r := range ue.Resources {
+		switch r.Kind {
+		case vmm.ResourceDisk:
+			how = append(how, fmt.Sprintf("%s: --disk %s=%s to use it, or --disk %s=NEWPATH", r, r.Name, r.Name, r.Name))
+		case vmm.ResourceTAP:
+			how = append(how, fmt.Sprintf("%s: --tap %s=%s, or --tap %s=NEW", r, r.Name, r.Name, r.Name))
+		case vmm.ResourceBridge:
+			how = append(how, fmt.Sprintf("%s: --bridge %s=%s, or --bridge %s=NEW", r, r.Name, r.Name, r.Name))
+		case vmm.ResourceVsockSocket:
+			how = append(how, fmt.Sprintf("%s: --vsock-socket %s, or another path", r, r.Name))
+		default:
+			how = append(how, r.String())
+		}
+	}
+	return fmt.Errorf("%s names host resources no flag confirms (nothing was opened): %s; or %s to use each as it is named: %w",
+		ue.From, strings.Join(how, "; "), trustFlag, vmm.ErrUnconfirmed)
 }
 
 // parseOverrides reads OLD=NEW pairs.

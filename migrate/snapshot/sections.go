@@ -1,10 +1,8 @@
 package snapshot
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -69,19 +67,21 @@ func (s *State) PutJSON(name string, v any) error {
 
 // GetJSON decodes section name into v. A field v lacks is an error, not
 // silently dropped: it means the writer recorded state this reader would
-// lose. A missing section is ErrNoSection.
+// lose. A missing section is ErrNoSection. Decoding is not bounded beyond
+// the section's size: a reader of untrusted files uses GetJSONWithin.
 func (s *State) GetJSON(name string, v any) error {
+	return s.GetJSONWithin(name, v, JSONLimits{})
+}
+
+// GetJSONWithin is GetJSON for a section that must keep within lim, which
+// is checked before anything is decoded (ErrTooLarge otherwise).
+func (s *State) GetJSONWithin(name string, v any, lim JSONLimits) error {
 	data, err := s.Get(name)
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("vmstate: section %q: %w: %w", name, ErrMalformed, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("vmstate: section %q: %w: data after the JSON value", name, ErrMalformed)
+	if err := DecodeJSON(data, v, lim); err != nil {
+		return fmt.Errorf("vmstate: section %q: %w", name, err)
 	}
 	return nil
 }

@@ -60,5 +60,5 @@ func ReadStateFile(path string) ([]Section, error) {
 	if st.Size() > MaxStateSize {
 		return nil, stateErr(label, ErrTooLarge, "too large: %d bytes, at most %d", st.Size(), MaxStateSize)
 	}
-	return readState(f, MaxStateSize, label)
+	return readState(f, MaxStateSize, st.Size(), label)
 }

@@ -1,12 +1,15 @@
 # Snapshot and restore of a guest with work in flight (tern.action=counter):
 # a counter on the console and in counter.log on its virtio-blk data disk,
 # one TCP connection over a TAP, and vsock both ways. tern snapshots it and
-# is stopped; a new tern restores it on a copy of the disk (--disk OLD=NEW)
-# and the guest goes on where it was: the counter without a gap or repeat,
+# is stopped; a new tern restores it on a copy of the disk (--disk OLD=NEW,
+# the TAP confirmed with --tap OLD=OLD, a new vsock socket) and the guest
+# goes on where it was: the counter without a gap or repeat,
 # its clock on time, the same TCP connection, vsock dialled again (a
 # restore resets vsock connections). Then a full snapshot of the restored
 # guest, a diff snapshot a few seconds later, merged into the full one and
-# restored by a third tern. A truncated and a corrupt snapshot are refused.
+# restored by a third tern. A truncated and a corrupt snapshot are refused,
+# and so is a restore that does not confirm the host resources the snapshot
+# names.
 . "$SCENARIO_DIR/lib.sh"
 
 # The source runs from boot until it is snapshotted, under an emulator.
@@ -179,12 +182,29 @@ check "vmstate with a changed byte: a one-line error says checksum or corrupt ($
 	grep -qiE "^tern: .*(checksum|corrupt)" "$OUT/flip.log"
 check "vmstate with a changed byte: no guest ran ($(cat "$OUT/flip.out" 2>/dev/null | wc -c) console bytes)" empty_or_missing "$OUT/flip.out"
 
+# A restore that confirms none of the host resources the snapshot names
+# (its disk, TAP and vsock socket) is refused before any is opened, and the
+# error says how to confirm each.
+t0=$(date +%s)
+timeout -k 5 60 "$TERN" snapshot restore --dir "$OUT/snap" --console "$OUT/unconfirmed.out" \
+	</dev/null >"$OUT/unconfirmed.log" 2>&1 4>&-
+echo $? >"$OUT/unconfirmed.rc"
+echo $(($(date +%s) - t0)) >"$OUT/unconfirmed.secs"
+sed "s/^/[unconfirmed restore] /" "$OUT/unconfirmed.log"
+check "a restore without --disk, --tap, --vsock-socket: exits 1 ($(cat "$OUT/unconfirmed.rc")) within 15 s ($(cat "$OUT/unconfirmed.secs") s)" \
+	refused unconfirmed
+check "a restore without confirmations: the error names --disk, --tap and --vsock-socket for the snapshot's own disk, TAP and socket" \
+	sh -c 'grep -qF -- "--disk $1=$1" "$4" && grep -qF -- "--tap $2=$2" "$4" && grep -qF -- "--vsock-socket $3" "$4"' \
+	- "$OUT/data.ext4" "$TAP" "$OUT/v1.sock" "$OUT/unconfirmed.log"
+check "a restore without confirmations: no guest ran ($(cat "$OUT/unconfirmed.out" 2>/dev/null | wc -c) console bytes)" \
+	empty_or_missing "$OUT/unconfirmed.out"
+
 # --- d: restore on a copy of the disk, taken now that the source is gone
 # (it was paused from the snapshot on, so the copy is the disk as the
 # snapshot saw it).
 cp "$OUT/data.ext4" "$OUT/data2.ext4"
 start_hold vsock2 unix "$OUT/v2.sock_$VSOCK_DIAL"
-start_restore restored --dir "$OUT/snap" --disk "$OUT/data.ext4=$OUT/data2.ext4" \
+start_restore restored --dir "$OUT/snap" --disk "$OUT/data.ext4=$OUT/data2.ext4" --tap "$TAP=$TAP" \
 	--vsock-socket "$OUT/v2.sock" --api-socket "$OUT/api2.sock" --track-dirty-pages
 # The last value the source shows (a line it half sent is completed by
 # the restored console, below).
@@ -266,9 +286,11 @@ sed 's/^/[merge] /' "$OUT/merge.log"
 check "tern snapshot merge exits 0 ($rc)" [ "$rc" = 0 ]
 
 # The merged snapshot names the disk the restored guest used (data2.ext4),
-# as the restored tern left it: paused from the diff snapshot on.
+# as the restored tern left it: paused from the diff snapshot on. It is
+# confirmed as it is (--disk OLD=OLD), as is the TAP.
 start_hold vsock3 unix "$OUT/v3.sock_$VSOCK_DIAL"
-start_restore merged --dir "$OUT/full2" --vsock-socket "$OUT/v3.sock"
+start_restore merged --dir "$OUT/full2" --disk "$OUT/data2.ext4=$OUT/data2.ext4" --tap "$TAP=$TAP" \
+	--vsock-socket "$OUT/v3.sock"
 cat "$OUT/source-final.txt" "$OUT/restored-at-diff.txt" >"$OUT/before-merged.txt"
 shown=$(counter_split "$OUT/before-merged.txt" /dev/null | values_of b | tail -n 1)
 wait_for 90 counter_at_least merged "$((shown + 2))"
