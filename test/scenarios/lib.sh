@@ -25,7 +25,9 @@ boot_guest() {
 # log, each line prefixed with "[NAME guest] " or "[NAME tern] ", and a
 # SCENARIO-RUN-END line with tern's exit status.
 report_run() {
-	tr -d '\r' <"$OUT/$1.out" | sed "s/^/[$1 guest] /"
+	# A tern command that runs no guest (tern migrate send) has no console.
+	[ -e "$OUT/$1.out" ] && tr -d '\r' <"$OUT/$1.out" | sed "s/^/[$1 guest] /"
+	[ -s "$OUT/$1.stdout" ] && sed "s/^/[$1 stdout] /" "$OUT/$1.stdout"
 	sed "s/^/[$1 tern] /" "$OUT/$1.err"
 	echo "SCENARIO-RUN-END $1 rc=$(cat "$OUT/$1.rc")"
 }
@@ -69,6 +71,55 @@ wait_guest() {
 	wait "$(cat "$OUT/$name.pid")"
 	echo $? >"$OUT/$name.rc"
 	report_run "$name"
+}
+
+# start_tern NAME ARGS... starts "$TERN ARGS..." in the background, for a
+# tern command other than run (tern migrate receive, tern migrate send)
+# that a scenario watches or signals while it works: its stdout goes to
+# $OUT/NAME.stdout, its log to $OUT/NAME.err, and a guest it runs should
+# print to $OUT/NAME.out (--console). It is not put under timeout(1), so
+# that $OUT/NAME.pid is tern's own pid on every backend (coreutils'
+# timeout would stand between, and SIGKILL would not reach tern);
+# wait_tern NAME SECONDS bounds it instead: it waits at most SECONDS for
+# tern to exit, kills it after that, and keeps and prints what boot_guest
+# keeps and prints.
+start_tern() {
+	name=$1
+	shift
+	echo "SCENARIO-RUN $name: tern $* (in the background)"
+	"$TERN" "$@" </dev/null >"$OUT/$name.stdout" 2>"$OUT/$name.err" 4>&- &
+	echo $! >"$OUT/$name.pid"
+}
+
+# running NAME: whether the background tern (or agent) NAME still runs.
+running() { kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+stopped() { ! running "$1"; }
+
+wait_tern() {
+	if ! wait_for "$2" stopped "$1"; then
+		echo "[$1 tern] still running after $2 s: killed"
+		kill -KILL "$(cat "$OUT/$1.pid")"
+	fi
+	wait "$(cat "$OUT/$1.pid")"
+	echo $? >"$OUT/$1.rc"
+	report_run "$1"
+}
+
+# failed_with NAME PATTERN: whether tern in run NAME exited non-zero and
+# said why in one line "tern: ..." on stderr that matches PATTERN (grep -E,
+# any case), as tern reports every error.
+failed_with() {
+	[ "$(run_rc "$1")" != 0 ] && [ "$(grep -c '^tern: ' "$OUT/$1.err")" = 1 ] &&
+		grep '^tern: ' "$OUT/$1.err" | grep -qiE "$2"
+}
+# error_line NAME: that line, for a check's description.
+error_line() { grep '^tern: ' "$OUT/$1.err" | head -n 1; }
+
+# tcp_listening PORT: whether a socket listens on TCP port PORT here (read
+# from /proc, as busybox's netstat may be missing).
+tcp_listening() {
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p="$(printf ':%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
 }
 
 # wait_for SECONDS COMMAND... runs COMMAND once a second until it succeeds;
