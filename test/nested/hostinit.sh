@@ -25,6 +25,9 @@ done
 # tun gives tern's virtio-net its TAPs (/dev/net/tun, made by devtmpfs);
 # bridge (after llc and stp, which it needs) lets a scenario put TAPs in a
 # bridge that holds the host's address.
+# Loopback, for scenarios that talk TCP over 127.0.0.1 (nothing else in
+# the test host brings it up).
+ip link set lo up || echo "TEST-HOST cannot bring lo up"
 for m in tun llc stp bridge; do
 	insmod "/modules/$m.ko" || echo "TEST-HOST insmod $m.ko failed"
 done
