@@ -91,7 +91,7 @@ func TestVirtio(t *testing.T) {
 
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.
 func TestEveryScenarioIsCovered(t *testing.T) {
-	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true}
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true}
 	for _, n := range scenarios.Names() {
 		if !covered[n] {
 			t.Errorf("scenario %s has no test in e2e_test.go", n)
@@ -100,8 +100,14 @@ func TestEveryScenarioIsCovered(t *testing.T) {
 }
 
 func runScenario(t *testing.T, entry string, runs []expectedRun) {
+	runScenarioWith(t, entry, nil, runs)
+}
+
+// runScenarioWith runs a scenario whose directory also holds extra files
+// (name -> content) that the test made, e.g. certificates.
+func runScenarioWith(t *testing.T, entry string, extra map[string][]byte, runs []expectedRun) {
 	e := prepared(t)
-	files, err := scenarios.Files(nil)
+	files, err := scenarios.Files(extra)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,8 +37,11 @@ const (
 var kvmModules = []string{"virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"}
 
 // netModules give the test host /dev/net/tun, for tern's virtio-net TAPs
-// (tun.ko depends on nothing else).
-var netModules = []string{"drivers/net/tun.ko"}
+// (tun.ko depends on nothing else), and Linux bridges, for a host address
+// that outlives each TAP (the migration scenario moves a guest from one
+// TAP to another); bridge.ko needs stp.ko, which needs llc.ko. The host
+// /init loads them in this order.
+var netModules = []string{"drivers/net/tun.ko", "net/llc/llc.ko", "net/802/stp.ko", "net/bridge/bridge.ko"}
 
 // rcMarker is how the host /init reports the scenario's exit status.
 var rcMarker = regexp.MustCompile(`@@TERN-SCENARIO-RC=(\d+)@@`)

@@ -22,8 +22,15 @@ fi
 for m in irqbypass kvm kvm-amd; do
 	insmod "/modules/$m.ko" || echo "TEST-HOST insmod $m.ko failed"
 done
-# tun gives tern's virtio-net its TAPs (/dev/net/tun, made by devtmpfs).
-insmod /modules/tun.ko || echo "TEST-HOST insmod tun.ko failed"
+# tun gives tern's virtio-net its TAPs (/dev/net/tun, made by devtmpfs);
+# bridge (after llc and stp, which it needs) lets a scenario put TAPs in a
+# bridge that holds the host's address.
+# Loopback, for scenarios that talk TCP over 127.0.0.1 (nothing else in
+# the test host brings it up).
+ip link set lo up || echo "TEST-HOST cannot bring lo up"
+for m in tun llc stp bridge; do
+	insmod "/modules/$m.ko" || echo "TEST-HOST insmod $m.ko failed"
+done
 # Where the modules sit, for the report of a wedged host.
 sed 's/^/TEST-HOST module /' /proc/modules >/dev/ttyS1 2>/dev/null
 if [ -c /dev/kvm ]; then

@@ -25,7 +25,9 @@ boot_guest() {
 # log, each line prefixed with "[NAME guest] " or "[NAME tern] ", and a
 # SCENARIO-RUN-END line with tern's exit status.
 report_run() {
-	tr -d '\r' <"$OUT/$1.out" | sed "s/^/[$1 guest] /"
+	# A tern command that runs no guest (tern migrate send) has no console.
+	[ -e "$OUT/$1.out" ] && tr -d '\r' <"$OUT/$1.out" | sed "s/^/[$1 guest] /"
+	[ -s "$OUT/$1.stdout" ] && sed "s/^/[$1 stdout] /" "$OUT/$1.stdout"
 	sed "s/^/[$1 tern] /" "$OUT/$1.err"
 	echo "SCENARIO-RUN-END $1 rc=$(cat "$OUT/$1.rc")"
 }
@@ -69,6 +71,55 @@ wait_guest() {
 	wait "$(cat "$OUT/$name.pid")"
 	echo $? >"$OUT/$name.rc"
 	report_run "$name"
+}
+
+# start_tern NAME ARGS... starts "$TERN ARGS..." in the background, for a
+# tern command other than run (tern migrate receive, tern migrate send)
+# that a scenario watches or signals while it works: its stdout goes to
+# $OUT/NAME.stdout, its log to $OUT/NAME.err, and a guest it runs should
+# print to $OUT/NAME.out (--console). It is not put under timeout(1), so
+# that $OUT/NAME.pid is tern's own pid on every backend (coreutils'
+# timeout would stand between, and SIGKILL would not reach tern);
+# wait_tern NAME SECONDS bounds it instead: it waits at most SECONDS for
+# tern to exit, kills it after that, and keeps and prints what boot_guest
+# keeps and prints.
+start_tern() {
+	name=$1
+	shift
+	echo "SCENARIO-RUN $name: tern $* (in the background)"
+	"$TERN" "$@" </dev/null >"$OUT/$name.stdout" 2>"$OUT/$name.err" 4>&- &
+	echo $! >"$OUT/$name.pid"
+}
+
+# running NAME: whether the background tern (or agent) NAME still runs.
+running() { kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+stopped() { ! running "$1"; }
+
+wait_tern() {
+	if ! wait_for "$2" stopped "$1"; then
+		echo "[$1 tern] still running after $2 s: killed"
+		kill -KILL "$(cat "$OUT/$1.pid")"
+	fi
+	wait "$(cat "$OUT/$1.pid")"
+	echo $? >"$OUT/$1.rc"
+	report_run "$1"
+}
+
+# failed_with NAME PATTERN: whether tern in run NAME exited non-zero and
+# said why in one line "tern: ..." on stderr that matches PATTERN (grep -E,
+# any case), as tern reports every error.
+failed_with() {
+	[ "$(run_rc "$1")" != 0 ] && [ "$(grep -c '^tern: ' "$OUT/$1.err")" = 1 ] &&
+		grep '^tern: ' "$OUT/$1.err" | grep -qiE "$2"
+}
+# error_line NAME: that line, for a check's description.
+error_line() { grep '^tern: ' "$OUT/$1.err" | head -n 1; }
+
+# tcp_listening PORT: whether a socket listens on TCP port PORT here (read
+# from /proc, as busybox's netstat may be missing).
+tcp_listening() {
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p="$(printf ':%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
 }
 
 # wait_for SECONDS COMMAND... runs COMMAND once a second until it succeeds;
@@ -151,6 +202,64 @@ within() {
 	is_int "$2" && is_int "$3" || return 1
 	d=$(($2 - $3))
 	[ "$d" -le "$1" ] && [ "$d" -ge "-$1" ]
+}
+
+# --- Work in flight across a guest's moves (snapshot.sh, migrate.sh): the
+# test guest's tern.action=counter, and the host's ends of its connections.
+
+# console FILE: a console as text, without the serial line's CRs.
+console() { tr -d '\r' 2>/dev/null <"$1"; }
+
+# counter_split BEFORE AFTER: the counter values of the console text in
+# file BEFORE followed by file AFTER, one per line, each as "b N" when its
+# line started in BEFORE and "a N" when it started in AFTER. The texts are
+# joined first, so that a line the guest had half sent when it was paused
+# is whole and counts as started before.
+counter_split() {
+	m=$(awk 'END { print NR }' "$1")
+	cat "$1" "$2" | awk -v m="$m" '
+		match($0, /TERN-GUEST counter=[0-9]+ /) {
+			v = substr($0, RSTART + 19, RLENGTH - 20)
+			print (NR <= m ? "b " : "a ") v
+		}'
+}
+# consecutive FILE: whether FILE holds 1, 2, 3, ... one a line, with
+# nothing missing or repeated (and at least one value).
+consecutive() { awk 'NR != $1 { bad = 1 } END { exit bad || NR == 0 }' "$1"; }
+# values_of WORD [FILE]: the values of counter_split lines starting WORD.
+values_of() { sed -n "s/^$1 //p" ${2:+"$2"}; }
+# last_counter NAME: the last counter value on run NAME's console so far.
+last_counter() { console "$OUT/$1.out" | sed -n 's/.*TERN-GUEST counter=\([0-9]*\) .*/\1/p' | tail -n 1; }
+counter_at_least() { v=$(last_counter "$1") && is_int "$v" && [ "$v" -ge "$2" ]; }
+# last_seq NAME [CONN]: the last numbered line hold-serve NAME recorded
+# (on connection CONN only, when given).
+last_seq() { sed -n "s/^line conn=${2:-[0-9]*} seq=\([0-9]*\)\$/\1/p" "$OUT/$1.kv" | tail -n 1; }
+seq_past() { v=$(last_seq "$1" "$2") && is_int "$v" && [ "$v" -gt "$3" ]; }
+guest_said() { [ "$(guest_value "$1" "$2")" = "$3" ]; }
+guest_has() { [ -n "$(guest_value "$1" "$2")" ]; }
+
+# start_hold NAME ARGS...: "$AGENT hold-serve ARGS..." in the background,
+# its lines in $OUT/NAME.kv; end_hold NAME [stop] waits for it (with
+# commands it ends once they and its connections have; "stop" ends it with
+# SIGTERM, as one without commands needs) and prints what it kept, as
+# host_agent does.
+start_hold() {
+	n=$1
+	shift
+	"$AGENT" hold-serve "$@" >"$OUT/$n.kv" 2>"$OUT/$n.log" </dev/null 4>&- &
+	echo $! >"$OUT/$n.pid"
+}
+hold_ended() { ! kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+end_hold() {
+	[ "$2" = stop ] && kill -TERM "$(cat "$OUT/$1.pid")"
+	if ! wait_for 30 hold_ended "$1"; then
+		echo "[$1 host] still running after 30 s: stopped"
+		kill "$(cat "$OUT/$1.pid")"
+	fi
+	wait "$(cat "$OUT/$1.pid")"
+	echo $? >"$OUT/$1.rc"
+	echo "[$1 host] agent hold-serve exited $(cat "$OUT/$1.rc")"
+	grep -v '^line ' "$OUT/$1.kv" | cat - "$OUT/$1.log" | sed "s/^/[$1 host] /"
 }
 
 # finish exits with the number of failed checks (0 when all passed).

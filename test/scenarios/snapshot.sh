@@ -26,38 +26,8 @@ export AGENT_TIMEOUT=420s
 
 guest_cmdline="$GUEST_CMDLINE tern.action=counter tern.ip=$GUEST_IP/24 tern.peer=$HOST_IP tern.port=$TCP_PORT tern.vsock-dial=$VSOCK_DIAL tern.vsock-serve=$VSOCK_SERVE"
 
-# console FILE: a console as text, without the serial line's CRs.
-console() { tr -d '\r' 2>/dev/null <"$1"; }
-
-# counter_split BEFORE AFTER: the counter values of the console text in
-# file BEFORE followed by file AFTER, one per line, each as "b N" when its
-# line started in BEFORE and "a N" when it started in AFTER. The texts are
-# joined first, so that a line the guest had half sent when it was paused
-# is whole and counts as started before.
-counter_split() {
-	m=$(awk 'END { print NR }' "$1")
-	cat "$1" "$2" | awk -v m="$m" '
-		match($0, /TERN-GUEST counter=[0-9]+ /) {
-			v = substr($0, RSTART + 19, RLENGTH - 20)
-			print (NR <= m ? "b " : "a ") v
-		}'
-}
-# consecutive FILE: whether FILE holds 1, 2, 3, ... one a line, with
-# nothing missing or repeated (and at least one value).
-consecutive() { awk 'NR != $1 { bad = 1 } END { exit bad || NR == 0 }' "$1"; }
-# values_of WORD [FILE]: the values of counter_split lines starting WORD.
-values_of() { sed -n "s/^$1 //p" ${2:+"$2"}; }
-# last_counter NAME: the last counter value on run NAME's console so far.
-last_counter() { console "$OUT/$1.out" | sed -n 's/.*TERN-GUEST counter=\([0-9]*\) .*/\1/p' | tail -n 1; }
-counter_at_least() { v=$(last_counter "$1") && is_int "$v" && [ "$v" -ge "$2" ]; }
-# last_seq NAME [CONN]: the last numbered line hold-serve NAME recorded
-# (on connection CONN only, when given).
-last_seq() { sed -n "s/^line conn=${2:-[0-9]*} seq=\([0-9]*\)\$/\1/p" "$OUT/$1.kv" | tail -n 1; }
-seq_past() { v=$(last_seq "$1" "$2") && is_int "$v" && [ "$v" -gt "$3" ]; }
 # same_console NAME FILE: whether run NAME's console is, as text, FILE.
 same_console() { console "$OUT/$1.out" | cmp -s - "$2"; }
-guest_said() { [ "$(guest_value "$1" "$2")" = "$3" ]; }
-guest_has() { [ -n "$(guest_value "$1" "$2")" ]; }
 empty_or_missing() { [ ! -s "$1" ]; }
 refused() { [ "$(cat "$OUT/$1.rc")" = 1 ] && [ "$(cat "$OUT/$1.secs")" -le 15 ]; }
 tcp_whole() {
@@ -66,30 +36,6 @@ tcp_whole() {
 }
 booted_one_cpu() { [ -n "$(guest_value "$1" uname)" ] && guest_said "$1" cpus 1; }
 snapshot_files() { [ -s "$1/vmstate" ] && [ -s "$1/memory" ]; }
-
-# start_hold NAME ARGS...: "$AGENT hold-serve ARGS..." in the background,
-# its lines in $OUT/NAME.kv; end_hold NAME [stop] waits for it (with
-# commands it ends once they and its connections have; "stop" ends it with
-# SIGTERM, as one without commands needs) and prints what it kept, as
-# host_agent does.
-start_hold() {
-	n=$1
-	shift
-	"$AGENT" hold-serve "$@" >"$OUT/$n.kv" 2>"$OUT/$n.log" </dev/null 4>&- &
-	echo $! >"$OUT/$n.pid"
-}
-hold_ended() { ! kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
-end_hold() {
-	[ "$2" = stop ] && kill -TERM "$(cat "$OUT/$1.pid")"
-	if ! wait_for 30 hold_ended "$1"; then
-		echo "[$1 host] still running after 30 s: stopped"
-		kill "$(cat "$OUT/$1.pid")"
-	fi
-	wait "$(cat "$OUT/$1.pid")"
-	echo $? >"$OUT/$1.rc"
-	echo "[$1 host] agent hold-serve exited $(cat "$OUT/$1.rc")"
-	grep -v '^line ' "$OUT/$1.kv" | cat - "$OUT/$1.log" | sed "s/^/[$1 host] /"
-}
 
 # start_restore NAME ARGS...: "$TERN snapshot restore ARGS..." in the
 # background, its console in $OUT/NAME.out, as start_guest keeps a run.
