@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -498,5 +499,38 @@ func TestNotATernPeer(t *testing.T) {
 	}
 	if st.Phase != PhaseFailed {
 		t.Errorf("phase %v", st.Phase)
+	}
+}
+
+// A round over a slow link reports its bytes as they go, not only when it
+// ends: a watcher sees a minute-long first round move.
+func TestProgressWithinALongRound(t *testing.T) {
+	src := newFakeSource(256) // 1 MiB of non-zero pages
+	dst := &fakeDest{}
+	sc, dc := pipePair(t)
+	var mu sync.Mutex
+	var inRound1 []uint64
+	o := migrate(t, context.Background(), sc, dc, src, dst, SendOptions{
+		Bandwidth: 1 << 20, // about a second for round 1
+		Progress: func(s Status) {
+			mu.Lock()
+			defer mu.Unlock()
+			if s.Phase == PhasePreCopy && s.Round == 1 && s.RemainingBytes == 0 {
+				inRound1 = append(inRound1, s.BytesTransferred)
+			}
+		},
+	})
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(inRound1) < 2 {
+		t.Fatalf("round 1 reported %d times while under way (%v); want several", len(inRound1), inRound1)
+	}
+	for i := 1; i < len(inRound1); i++ {
+		if inRound1[i] <= inRound1[i-1] {
+			t.Errorf("bytes went %d then %d within round 1", inRound1[i-1], inRound1[i])
+		}
 	}
 }

@@ -34,22 +34,23 @@ type inMsg struct {
 
 // sender is one outgoing migration.
 type sender struct {
-	ctx       context.Context
-	stopWatch func() bool // disarms the ctx watch; false once it fired
-	src       Source
-	opts      SendOptions
-	mw        msgWriter
-	mr        msgReader
-	dl        *deadlines
-	mem       layout
-	st        Status
-	start     time.Time
-	forceAt   time.Time // zero: no forcing
-	pause     time.Time
-	batch     pageBatch
-	staging   []byte
-	limit     int // page data per message
-	pace      pacer
+	lastProgress time.Time // the last Progress call
+	ctx          context.Context
+	stopWatch    func() bool // disarms the ctx watch; false once it fired
+	src          Source
+	opts         SendOptions
+	mw           msgWriter
+	mr           msgReader
+	dl           *deadlines
+	mem          layout
+	st           Status
+	start        time.Time
+	forceAt      time.Time // zero: no forcing
+	pause        time.Time
+	batch        pageBatch
+	staging      []byte
+	limit        int // page data per message
+	pace         pacer
 
 	// Streamed disks (SendOptions.WithDisks), nil when none.
 	diskSrc  DiskSource
@@ -126,6 +127,7 @@ func (s *sender) setPhase(p Phase) {
 }
 
 func (s *sender) progress() {
+	s.lastProgress = time.Now()
 	s.st.BytesTransferred = s.mw.bytes
 	s.st.TotalTimeMS = ms(time.Since(s.start))
 	if s.opts.Progress != nil {
@@ -551,8 +553,16 @@ func (s *sender) flush(stable bool) error {
 	s.st.ZeroPagesSent += s.batch.zeroPages
 	s.st.BytesTransferred = s.mw.bytes
 	s.batch.reset()
+	// A round over a slow link can take minutes: whoever watches sees
+	// the bytes move within it too.
+	if time.Since(s.lastProgress) >= progressEvery {
+		s.progress()
+	}
 	return nil
 }
+
+// progressEvery is how often a long round reports its progress.
+const progressEvery = 250 * time.Millisecond
 
 // check stops the migration between messages: cancelled, forced (only
 // while the guest runs), or a message from the destination (an abort).

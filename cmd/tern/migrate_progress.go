@@ -116,7 +116,7 @@ func plainLine(s migrate.Status) string {
 }
 
 func summaryLine(s migrate.Status, err error) string {
-	if err == nil {
+	if err == nil && s.Phase == migrate.PhaseCompleted {
 		return fmt.Sprintf("migrate: completed in %.1f s: sent %s in %d rounds, downtime %.1f ms",
 			s.TotalTimeMS/1000, sizeText(s.BytesTransferred), s.Round, s.DowntimeMS)
 	}

@@ -157,3 +157,23 @@ func TestTerminalDetection(t *testing.T) {
 		t.Errorf("pseudo-terminal: terminal %v, width %d; want true, 57", term, width)
 	}
 }
+
+// The watcher hands Finish the final status without an error: a migration
+// that ended cancelled or failed must not read as completed.
+func TestMigrateProgressFinishReadsThePhase(t *testing.T) {
+	for _, c := range []struct {
+		s    migrate.Status
+		want string
+	}{
+		{migrate.Status{Phase: migrate.PhaseCancelled, Round: 2, BytesTransferred: 100 << 20, TotalTimeMS: 50900},
+			"migrate: cancelled after 50.9 s in round 2: sent 100.0 MiB\n"},
+		{migrate.Status{Phase: migrate.PhaseFailed, Round: 1, BytesTransferred: 1 << 20, TotalTimeMS: 300},
+			"migrate: failed after 0.3 s in round 1: sent 1.0 MiB\n"},
+	} {
+		var buf bytes.Buffer
+		newMigrateProgress(&buf).Finish(c.s, nil)
+		if buf.String() != c.want {
+			t.Errorf("Finish(%+v, nil) wrote %q; want %q", c.s, buf.String(), c.want)
+		}
+	}
+}

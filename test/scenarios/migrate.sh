@@ -51,14 +51,18 @@ migrate_send() {
 	wait_tern "$n" 180
 }
 # receive NAME ARGS...: "tern migrate receive ARGS..." in the background,
-# with the source's TAP mapped to the destination's, its own vsock
-# socket (the source holds its own) and its console in $OUT/NAME.out.
+# with the source's TAP mapped to the destination's, the bridge confirmed,
+# its own vsock socket (the source holds its own) and its console in
+# $OUT/NAME.out. The source's host resources carry no authority here:
+# each must be confirmed or replaced, the disk by ARGS.
 receive() {
 	n=$1
 	shift
-	start_tern "$n" migrate receive --tap "$TAP_SRC=$TAP_DST" --vsock-socket "$OUT/$n.vsock" \
+	start_tern "$n" migrate receive --tap "$TAP_SRC=$TAP_DST" --bridge "$BRIDGE=$BRIDGE" --vsock-socket "$OUT/$n.vsock" \
 		--console "$OUT/$n.out" "$@"
 }
+# The shared disk, confirmed at the destination as the source names it.
+SAME_DISK="--disk $OUT/data.ext4=$OUT/data.ext4"
 # status_now FILE: tern migrate status of the source, kept in FILE.
 status_now() { "$TERN" migrate status --api-socket "$OUT/api1.sock" </dev/null >"$1" 2>&1 4>&-; }
 # in_precopy: whether the source's migration is in pre-copy (its status
@@ -154,7 +158,7 @@ check "no disk at the destination: no guest ran there" nothing_ran recv-nodisk
 counts_on "no disk at the destination" nodisk
 
 # A sender whose certificate another CA signed is refused by mutual TLS.
-receive recv-rogue --listen "tcp:127.0.0.1:7002" $SERVER_TLS
+receive recv-rogue --listen "tcp:127.0.0.1:7002" $SERVER_TLS $SAME_DISK
 wait_for 20 tcp_listening 7002
 migrate_send send-rogue --to "tcp:127.0.0.1:7002" $ROGUE_TLS
 check "a sender's certificate from another CA: tern migrate send exits non-zero ($(run_rc send-rogue)) about the certificate: $(error_line send-rogue)" \
@@ -169,7 +173,7 @@ counts_on "a sender's certificate from another CA" rogue
 
 # tern migrate cancel while pages flow (slowed to 2 MB/s), over a Unix
 # socket, which needs no TLS.
-receive recv-cancel --listen "unix:$OUT/mig-cancel.sock"
+receive recv-cancel --listen "unix:$OUT/mig-cancel.sock" $SAME_DISK
 wait_for 20 test -S "$OUT/mig-cancel.sock"
 start_tern send-cancel migrate send --api-socket "$OUT/api1.sock" --to "unix:$OUT/mig-cancel.sock" --bandwidth 2M
 wait_for 30 in_precopy
@@ -192,7 +196,7 @@ check "cancel: no guest ran at the destination" nothing_ran recv-cancel
 counts_on "cancel" cancel
 
 # The receiver dies (SIGKILL) while pages flow, over TCP without TLS.
-receive recv-killed --listen "tcp:127.0.0.1:7004" --insecure
+receive recv-killed --listen "tcp:127.0.0.1:7004" --insecure $SAME_DISK
 wait_for 20 tcp_listening 7004
 start_tern send-killed migrate send --api-socket "$OUT/api1.sock" --to "tcp:127.0.0.1:7004" --insecure --bandwidth 2M
 wait_for 30 in_precopy
@@ -214,7 +218,7 @@ counts_on "receiver killed" killed
 # never converges instead of hanging.
 start_hold vsock2 unix "$OUT/v2.sock_$VSOCK_DIAL"
 start_tern dest migrate receive --listen "tcp:127.0.0.1:$PORT" $SERVER_TLS --tap "$TAP_SRC=$TAP_DST" \
-	--vsock-socket "$OUT/v2.sock" --api-socket "$OUT/api2.sock" --console "$OUT/dest.out"
+	--bridge "$BRIDGE=$BRIDGE" $SAME_DISK --vsock-socket "$OUT/v2.sock" --api-socket "$OUT/api2.sock" --console "$OUT/dest.out"
 wait_for 20 tcp_listening "$PORT"
 reconnects_before=$(guest_value source vsock-reconnects)
 counter_at_send=$(last_counter source)
