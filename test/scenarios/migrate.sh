@@ -115,6 +115,12 @@ ip link add "$BRIDGE" type bridge
 # No spanning tree here; without a forward delay a TAP forwards as soon as
 # it joins (else the destination's would be mute for 15 s after the switch).
 echo 0 >"/sys/class/net/$BRIDGE/bridge/forward_delay"
+# A bridge without an address of its own takes the lowest of its ports':
+# when the source's TAP left and the destination's joined, the host's MAC
+# changed under the guest's ARP entry, and the guest's TCP went nowhere
+# until that entry expired (over 30 s). Hosts give their bridges a fixed
+# address (usually a NIC's); so does this one.
+ip link set "$BRIDGE" address 02:00:00:00:00:01
 ip addr add "$HOST_IP/24" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 check "the host has bridge $BRIDGE with $HOST_IP" sh -c "[ -d /sys/class/net/$BRIDGE/bridge ] && ip addr show $BRIDGE | grep -q 'inet $HOST_IP/'"
