@@ -84,7 +84,7 @@ func FuzzSession(f *testing.F) {
 		g.activate()
 		type pair struct{ guest, host uint32 }
 		requested := map[pair]bool{}
-		sent := map[pair]uint64{}      // RW payload bytes the guest sent
+		sent := map[pair]uint64{}     // RW payload bytes the guest sent
 		maxAlloc := map[pair]uint32{} // the most buf_alloc the guest advertised
 		var got []pkt
 		for ; len(data) >= 8; data = data[8:] {
