@@ -2,6 +2,8 @@ package balloon
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -233,6 +235,43 @@ func FuzzConfig(f *testing.F) {
 		}
 		if d.Target() != 3*256 || d.Actual() != binary.LittleEndian.Uint32(model[4:]) {
 			t.Fatalf("target %d, actual %d; model % x", d.Target(), d.Actual(), model)
+		}
+	})
+}
+
+// FuzzStateJSON restores a balloon from arbitrary JSON, as a crafted
+// snapshot holds it: a bad state is refused, an accepted one is what
+// State reports and restores again.
+func FuzzStateJSON(f *testing.F) {
+	f.Add(false, []byte(`{"StatsPollInterval":5000000000,"NumPages":256,"Actual":12,"Stats":{"0":1,"4":2},"StatsBufferHeld":true,"StatsBufferHead":3}`))
+	f.Add(true, []byte(`{"DeflateOnOOM":true,"Stats":{"999":1}}`))
+	f.Add(false, []byte(`{"StatsPollInterval":-1}`))
+	f.Add(false, []byte(`{"StatsBufferHeld":true,"StatsBufferHead":65535,"StatsPollInterval":1}`))
+	f.Fuzz(func(t *testing.T, withStats bool, js []byte) {
+		var st State
+		if json.Unmarshal(js, &st) != nil {
+			return
+		}
+		cfg := Config{DeflateOnOOM: st.DeflateOnOOM}
+		if withStats {
+			cfg.StatsPollInterval = time.Second
+		}
+		d, err := New(cfg, func(uint64, uint64) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.SetState(st); err != nil {
+			return
+		}
+		got := d.State()
+		if len(st.Stats) == 0 && len(got.Stats) == 0 {
+			got.Stats = st.Stats // nil and empty are the same
+		}
+		if !reflect.DeepEqual(got, st) {
+			t.Fatalf("restored %+v, State says %+v", st, got)
+		}
+		if err := d.SetState(d.State()); err != nil {
+			t.Fatalf("refuses its own state: %v", err)
 		}
 	})
 }
