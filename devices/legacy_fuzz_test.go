@@ -33,7 +33,7 @@ var legacyWindows = []struct{ base, size uint64 }{
 // reset, boot report, console output) only follow writes that can cause
 // them, and that every state the UART and RTC reach can be restored.
 func FuzzLegacyPIO(f *testing.F) {
-	f.Add([]byte{0x81, 0x00, 'h', 0, 0x81, 0x00, 'i', 0})                    // COM1 THR
+	f.Add([]byte{0x81, 0x00, 'h', 0, 0x81, 0x00, 'i', 0})                     // COM1 THR
 	f.Add([]byte{0x81, 0x20, 0x0b, 0, 0x01, 0x21, 0, 0, 0x82, 0x20, 0x8b, 7}) // RTC index then data
 	f.Add([]byte{0x81, 0x14, 0xfe, 0})                                        // i8042 pulse reset
 	f.Add([]byte{0x81, 0x30, 0x34, 0, 0x81, 0x32, 0x01, 0})                   // ACPI S5, reset
