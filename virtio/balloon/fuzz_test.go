@@ -2,6 +2,8 @@ package balloon
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -136,6 +138,140 @@ func FuzzStats(f *testing.F) {
 		}
 		if len(r.irq.resetErrors()) != 0 {
 			t.Fatalf("NeedsReset: %v", r.irq.resetErrors())
+		}
+	})
+}
+
+// FuzzDeflate posts an arbitrary buffer on the deflate queue, over RAM
+// in two pieces as FuzzInflate does. Deflating gives nothing back to the
+// host: it only counts the pages in RAM and skips the rest.
+func FuzzDeflate(f *testing.F) {
+	f.Add(pfnArray(0x20, 0x21, 0x21, 0x40, 0x4f, 0x50, 0xffffffff))
+	f.Add([]byte{1, 2, 3, 4, 5})
+	f.Add(make([]byte, 4*4096+8))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 20<<10 {
+			return
+		}
+		const loSize = 256 << 10
+		lo := virtqtest.NewMemory(0, loSize)
+		hi := virtqtest.NewMemory(loSize, 16*specPageSize)
+		r := newRigMem(t, Config{}, lo, twoPieces{lo, hi})
+		r.post(QueueDeflate, data)
+		w := fuzzWorker(r)
+		w.drain(QueueDeflate, nil, w.deflate)
+
+		if r.drivers[QueueDeflate].UsedIdx() != 1 {
+			t.Fatal("chain not returned")
+		}
+		if _, n := r.drivers[QueueDeflate].UsedElem(0); n != 0 {
+			t.Fatalf("a driver-to-device chain reports %d bytes written", n)
+		}
+		var in, out uint64
+		n := min(len(data)/4, 4096)
+		for i := range n {
+			if binary.LittleEndian.Uint32(data[4*i:]) < 0x50 {
+				in++
+			} else {
+				out++
+			}
+		}
+		c := r.dev.Counters()
+		if c.DeflatedPages != in || c.SkippedPFNs != out+uint64(len(data)/4-n) || c.InflatedPages != 0 {
+			t.Fatalf("counters %+v, want %d deflated and %d skipped", c, in, out+uint64(len(data)/4-n))
+		}
+		if calls := r.rec.calls(); len(calls) != 0 {
+			t.Fatalf("deflating released %v to the host", calls)
+		}
+		if len(r.irq.resetErrors()) != 0 {
+			t.Fatalf("NeedsReset: %v", r.irq.resetErrors())
+		}
+		if !lo.GuardsIntact() || !hi.GuardsIntact() {
+			t.Fatal("write outside fake RAM")
+		}
+	})
+}
+
+// FuzzConfig reads and writes struct virtio_balloon_config with arbitrary
+// offsets and sizes, 3 bytes an access (offset, size and write flag, a
+// value byte), against a model: num_pages is the host's and never
+// changes, actual takes exactly the bytes written over it, and reads
+// past the end leave the caller's buffer alone.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte{4, 0x84, 7, 0, 0x04, 0, 6, 0x82, 1, 2, 0x88, 9})
+	f.Add([]byte{0, 0x88, 0xff, 7, 0x84, 3, 8, 0x81, 1, 0xff, 0x88, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		d, err := New(Config{TargetMiB: 3}, func(uint64, uint64) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var model [8]byte
+		binary.LittleEndian.PutUint32(model[0:], 3*256)
+		for ; len(ops) >= 3; ops = ops[3:] {
+			off, size, write, v := uint64(ops[0]), int(ops[1]&15), ops[1]&0x80 != 0, ops[2]
+			buf := make([]byte, size)
+			for i := range buf {
+				buf[i] = v + byte(i)
+			}
+			if write {
+				d.WriteConfig(off, buf)
+				for i := range buf {
+					if at := off + uint64(i); at >= 4 && at < 8 {
+						model[at] = buf[i]
+					}
+				}
+				continue
+			}
+			d.ReadConfig(off, buf)
+			for i := range buf {
+				want := v + byte(i)
+				if at := off + uint64(i); at < 8 {
+					want = model[at]
+				}
+				if buf[i] != want {
+					t.Fatalf("read %d bytes at %d: % x, model % x", size, off, buf, model)
+				}
+			}
+		}
+		if d.Target() != 3*256 || d.Actual() != binary.LittleEndian.Uint32(model[4:]) {
+			t.Fatalf("target %d, actual %d; model % x", d.Target(), d.Actual(), model)
+		}
+	})
+}
+
+// FuzzStateJSON restores a balloon from arbitrary JSON, as a crafted
+// snapshot holds it: a bad state is refused, an accepted one is what
+// State reports and restores again.
+func FuzzStateJSON(f *testing.F) {
+	f.Add(false, []byte(`{"StatsPollInterval":5000000000,"NumPages":256,"Actual":12,"Stats":{"0":1,"4":2},"StatsBufferHeld":true,"StatsBufferHead":3}`))
+	f.Add(true, []byte(`{"DeflateOnOOM":true,"Stats":{"999":1}}`))
+	f.Add(false, []byte(`{"StatsPollInterval":-1}`))
+	f.Add(false, []byte(`{"StatsBufferHeld":true,"StatsBufferHead":65535,"StatsPollInterval":1}`))
+	f.Fuzz(func(t *testing.T, withStats bool, js []byte) {
+		var st State
+		if json.Unmarshal(js, &st) != nil {
+			return
+		}
+		cfg := Config{DeflateOnOOM: st.DeflateOnOOM}
+		if withStats {
+			cfg.StatsPollInterval = time.Second
+		}
+		d, err := New(cfg, func(uint64, uint64) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.SetState(st); err != nil {
+			return
+		}
+		got := d.State()
+		if len(st.Stats) == 0 && len(got.Stats) == 0 {
+			got.Stats = st.Stats // nil and empty are the same
+		}
+		if !reflect.DeepEqual(got, st) {
+			t.Fatalf("restored %+v, State says %+v", st, got)
+		}
+		if err := d.SetState(d.State()); err != nil {
+			t.Fatalf("refuses its own state: %v", err)
 		}
 	})
 }

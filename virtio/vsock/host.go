@@ -3,6 +3,7 @@ package vsock
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -82,7 +83,8 @@ func (s *session) handshake(hc *net.UnixConn) {
 
 // readConnect reads "CONNECT <port>\n" a byte at a time, so that data the
 // program sends right after the line stays in the socket for the guest.
-func readConnect(hc *net.UnixConn) (uint32, error) {
+// It takes any reader so that the parser can be fuzzed without a socket.
+func readConnect(hc io.Reader) (uint32, error) {
 	var line []byte
 	var b [1]byte
 	for {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ternvm/tern/migrate"
@@ -178,8 +179,54 @@ func Handler(c Controller) http.Handler {
 		}
 		watchMigration(w, r, c, st)
 	})
-	return mux
+	// The mux answers unknown paths, wrong methods and unclean paths
+	// itself, in plain text or with a redirect; clients of a
+	// Firecracker-style API expect every failure as a JSON fault.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(&jsonFaults{ResponseWriter: w, path: r.URL.Path}, r)
+	})
 }
+
+// jsonFaults turns the mux's own plain-text errors and redirects into
+// fault replies; the handlers' replies, which are JSON, pass unchanged.
+type jsonFaults struct {
+	http.ResponseWriter
+	path    string
+	swallow bool // the mux's plain-text body is being replaced
+}
+
+func (j *jsonFaults) WriteHeader(code int) {
+	if code < 300 || strings.HasPrefix(j.Header().Get("Content-Type"), "application/json") {
+		j.ResponseWriter.WriteHeader(code)
+		return
+	}
+	j.swallow = true
+	j.Header().Del("Location")
+	j.Header().Del("X-Content-Type-Options")
+	msg := strings.TrimSpace(http.StatusText(code))
+	if code < 400 {
+		// A redirect to the cleaned path: API paths are exact.
+		code, msg = http.StatusNotFound, "path is not in canonical form"
+	}
+	fault(j.ResponseWriter, code, fmt.Errorf("%s %q", strings.ToLower(msg), j.path))
+}
+
+func (j *jsonFaults) Write(b []byte) (int, error) {
+	if j.swallow {
+		return len(b), nil
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+// Flush lets the migration watch stream through the wrapper.
+func (j *jsonFaults) Flush() {
+	if f, ok := j.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the real writer (write deadlines).
+func (j *jsonFaults) Unwrap() http.ResponseWriter { return j.ResponseWriter }
 
 // watchMigration streams the status as JSON lines, one per change, until
 // the migration ends or the client goes. A tern whose guest migrated away
