@@ -279,7 +279,11 @@ func (r *receiver) pages(h header) error {
 			r.clear(rn)
 			continue
 		}
-		if err := pr.readFull(r.mem.span(rn.region, rn.first, rn.n)); err != nil {
+		dst := r.mem.span(rn.region, rn.first, rn.n)
+		if !r.written.Test(rn.first) {
+			populate(dst)
+		}
+		if err := pr.readFull(dst); err != nil {
 			return err
 		}
 		for p := rn.first; p < rn.first+rn.n; p++ {

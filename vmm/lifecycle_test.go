@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/test/tinyguest"
 	"github.com/ternvm/tern/vmm"
@@ -466,5 +467,42 @@ func TestDirtyGuestRewritesEveryPageEachPass(t *testing.T) {
 		default:
 			t.Fatalf("page %#x holds %d during pass %d (want %d)", a, got, pass, want)
 		}
+	}
+}
+
+// A guest halted with interrupts off sleeps in the host kernel; a pause
+// must still reach it (the kick interrupts the halt), and it migrates.
+func TestHaltedGuestPausesAndMigrates(t *testing.T) {
+	requireKVM(t)
+	elf, err := tinyguest.BuildHalt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := &console{}
+	log, hook := newLogger()
+	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: guestRAM, Console: cons, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, v, cons, hook)
+	waitFor(t, "the halt line", func() bool { return cons.String() == tinyguest.HaltLine+"\n" })
+	if err := v.Pause(); err != nil {
+		t.Fatalf("Pause of a halted guest: %v", err)
+	}
+	if err := v.Resume(); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	m := migrateOver(t, r, migrate.SendOptions{}, vmm.ReceiveOptions{}, nil)
+	if m.err != nil || m.recvErr != nil {
+		t.Fatalf("migration of a halted guest: send %v, receive %v", m.err, m.recvErr)
+	}
+	if res := r.wait(t); res.reason != vmm.StopMigrated {
+		t.Errorf("source stopped with %v, want %v", res.reason, vmm.StopMigrated)
+	}
+	if err := m.dst.vm.Pause(); err != nil {
+		t.Errorf("Pause at the destination: %v", err)
+	}
+	if got := m.dst.cons.String(); got != "" {
+		t.Errorf("the halted guest printed %q at the destination: it ran again from its start?", got)
 	}
 }

@@ -66,6 +66,7 @@ const (
 	Counter = "counter"
 	Dirty   = "dirty"
 	Hello   = "hello"
+	Halt    = "halt"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -73,6 +74,7 @@ const (
 	CounterStartLine = "counter: start"
 	DirtyStartLine   = "dirty: start"
 	HelloLine        = "hello from tiny guest"
+	HaltLine         = "halt: idle"
 	TickPrefix       = "tick " // then the counter: 8 lower-case hex digits
 	PassPrefix       = "pass " // then the pass count: 8 lower-case hex digits
 )
@@ -147,6 +149,13 @@ func BuildDirty(dir string, opts DirtyOptions) (string, error) {
 // vmm.StopPoweroff.
 func BuildHello(dir string) (string, error) {
 	return build(dir, Hello, "hello.elf", nil)
+}
+
+// BuildHalt builds the halt guest into dir and returns the ELF's path. It
+// writes the boot-timer magic, prints HaltLine and halts with interrupts
+// off: its vCPU sleeps in the host kernel, so the guest costs no CPU.
+func BuildHalt(dir string) (string, error) {
+	return build(dir, Halt, "halt.elf", nil)
 }
 
 // build assembles guests/NAME.S with syms defined and links it at

@@ -107,6 +107,7 @@ func TestGuestsBuildAsPVHELFs(t *testing.T) {
 		Counter: func() (string, error) { return BuildCounter(dir, CounterOptions{}) },
 		Dirty:   func() (string, error) { return BuildDirty(dir, DirtyOptions{}) },
 		Hello:   func() (string, error) { return BuildHello(dir) },
+		Halt:    func() (string, error) { return BuildHalt(dir) },
 	}
 	for name, build := range builds {
 		t.Run(name, func(t *testing.T) {

@@ -2,8 +2,8 @@
 // /dev/kvm, side by side with QEMU's and with a plain TCP copy (the
 // floor), over loopback TCP:
 //
-//   - migrate-idle: a 2 GiB guest (the counter tiny guest, ticking about
-//     once in a quarter of an hour, so idle but for one page) holding
+//   - migrate-idle: a 2 GiB guest (the halt tiny guest: halted with
+//     interrupts off, its vCPU asleep in the host kernel) holding
 //     512 MiB of random data, loaded as tern's --initrd and with QEMU's
 //     -device loader at the same address; total time, downtime and bytes
 //     sent, min and median of interleaved runs, and the ratios to the
@@ -68,10 +68,6 @@ const noThrottle = -1
 const (
 	idleMemory = "2G"
 	dataSize   = 512 << 20
-	// idleTickEvery makes the counter guest print about once in 15
-	// minutes here (4 million iterations a second in the emulator):
-	// idle but for its loop, which keeps one page busy.
-	idleTickEvery = 0xffffffff
 )
 
 // dataAt is where tern puts a 512 MiB initrd for a PVH ELF in 2 GiB:
@@ -138,9 +134,11 @@ func run() int {
 		fmt.Println("BENCH-ERROR migbench: " + oneLine(err))
 		return 1
 	}
-	counter, err := tinyguest.BuildCounter(dir, tinyguest.CounterOptions{TickEvery: idleTickEvery})
+	// Halted, as the idle guest of the comparison is: a spinning one
+	// would take one of this machine's two cores from the monitors.
+	halted, err := tinyguest.BuildHalt(dir)
 	if err != nil {
-		fmt.Println("BENCH-ERROR migbench: build the counter guest: " + oneLine(err))
+		fmt.Println("BENCH-ERROR migbench: build the halt guest: " + oneLine(err))
 		return 1
 	}
 	dirty, err := tinyguest.BuildDirty(dir, tinyguest.DirtyOptions{MiB: dirtyMiB})
@@ -155,7 +153,7 @@ func run() int {
 		return 1
 	}
 
-	b.idle(ctx, *runs, counter, dataPath, data)
+	b.idle(ctx, *runs, halted, dataPath, data)
 	data = nil
 	if *dirtyRuns > 0 {
 		b.dirty(ctx, *dirtyRuns, dirty)
@@ -197,9 +195,9 @@ func (b *bench) prepare(ctx context.Context, ternBin string) error {
 
 // idle runs migrate-idle: runs rounds of tern, QEMU and the floor in
 // turn, so that a slow spell of this shared machine hits all three.
-func (b *bench) idle(ctx context.Context, runs int, counter, dataPath string, data []byte) {
+func (b *bench) idle(ctx context.Context, runs int, guest, dataPath string, data []byte) {
 	const part = "migrate-idle"
-	fmt.Printf("migbench: %s: counter guest in %s RAM with %d MiB of random data at %#x; source pages warm, destination pages fresh; %d runs\n",
+	fmt.Printf("migbench: %s: halted guest in %s RAM with %d MiB of random data at %#x; source pages warm, destination pages fresh; %d runs\n",
 		part, idleMemory, dataSize>>20, dataAt, runs)
 	var tern, qemu []migResult
 	var floor []time.Duration
@@ -208,12 +206,12 @@ func (b *bench) idle(ctx context.Context, runs int, counter, dataPath string, da
 		b.fail(part+" tern", ternErr)
 	}
 	ready := func(p *proc, console string) error {
-		return waitFile(ctx, p, console, p.name+"'s guest to start", 90*time.Second, consoleHas(tinyguest.CounterStartLine))
+		return waitFile(ctx, p, console, p.name+"'s guest to start", 90*time.Second, consoleHas(tinyguest.HaltLine))
 	}
 	for i := 0; i < runs && ctx.Err() == nil; i++ {
 		if ternErr == nil && ctx.Err() == nil {
 			r, err := runTernMigration(ctx, b.ps, b.dir, part, b.tern,
-				ternSpec{kernel: counter, memory: idleMemory, initrd: dataPath}, ready, nil, 2*time.Minute)
+				ternSpec{kernel: guest, memory: idleMemory, initrd: dataPath}, ready, nil, 2*time.Minute)
 			if err != nil {
 				ternErr = err
 				b.fail(part+" tern", err)
@@ -223,8 +221,8 @@ func (b *bench) idle(ctx context.Context, runs int, counter, dataPath string, da
 		}
 		if qemuErr == nil && ctx.Err() == nil {
 			r, err := runQEMUMigration(ctx, b.ps, b.dir, part,
-				qemuSpec{kernel: counter, memory: idleMemory, loader: dataPath, loaderAt: dataAt},
-				qemuSpec{kernel: counter, memory: idleMemory},
+				qemuSpec{kernel: guest, memory: idleMemory, loader: dataPath, loaderAt: dataAt},
+				qemuSpec{kernel: guest, memory: idleMemory},
 				func(v *qemuVM) error { return ready(v.p, v.serial) }, nil, 2*time.Minute)
 			if err != nil {
 				qemuErr = err
