@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/ternvm/tern/migrate/snapshot"
 )
 
 // diskUnit is the granularity at which the sender looks for zeroes in
@@ -192,11 +194,11 @@ func (s *sender) sendDisks(ext [][]Extent, stable bool) error {
 	return s.flushDisks(stable)
 }
 
-// isZero reports whether b holds only zeroes: isZeroPage's fast loop over
+// isZero reports whether b holds only zeroes: snapshot.IsZeroPage's fast loop over
 // the whole 64-byte blocks, bytes for the rest.
 func isZero(b []byte) bool {
 	n := len(b) &^ 63
-	if !isZeroPage(b[:n]) {
+	if !snapshot.IsZeroPage(b[:n]) {
 		return false
 	}
 	for _, c := range b[n:] {

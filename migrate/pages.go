@@ -3,7 +3,6 @@ package migrate
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"sort"
 
 	"github.com/ternvm/tern/migrate/snapshot"
@@ -43,60 +42,6 @@ func (l layout) regionEnd(i int) uint64 {
 func (l layout) span(i int, p, n uint64) []byte {
 	off := (p - l.first[i]) * pageSize
 	return l.regions[i][off : off+n*pageSize : off+n*pageSize]
-}
-
-// isZeroPage reports whether p holds only zero bytes, ORing eight 64-bit
-// words at a time: as fast as memory reads, and about fifteen times
-// faster than bytes.Equal over never-touched guest pages (the same loop
-// as migrate/snapshot's).
-func isZeroPage(p []byte) bool {
-	for i := 0; i+64 <= len(p); i += 64 {
-		q := p[i : i+64 : i+64]
-		if binary.LittleEndian.Uint64(q[0:])|binary.LittleEndian.Uint64(q[8:])|
-			binary.LittleEndian.Uint64(q[16:])|binary.LittleEndian.Uint64(q[24:])|
-			binary.LittleEndian.Uint64(q[32:])|binary.LittleEndian.Uint64(q[40:])|
-			binary.LittleEndian.Uint64(q[48:])|binary.LittleEndian.Uint64(q[56:]) != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// nextRun finds the first run of marked pages in [from, limit), returning
-// its first page and length (0 if none), skipping clear words whole.
-func nextRun(b snapshot.Bitmap, from, limit uint64) (start, n uint64) {
-	p := from
-	for p < limit {
-		w := p / 64
-		if w >= uint64(len(b)) {
-			return limit, 0
-		}
-		word := b[w] >> (p % 64)
-		if word == 0 {
-			p = (w + 1) * 64
-			continue
-		}
-		p += uint64(bits.TrailingZeros64(word))
-		break
-	}
-	if p >= limit {
-		return limit, 0
-	}
-	start = p
-	for p < limit {
-		w := p / 64
-		if w >= uint64(len(b)) {
-			break
-		}
-		word := ^b[w] >> (p % 64)
-		if word == 0 {
-			p = (w + 1) * 64
-			continue
-		}
-		p += uint64(bits.TrailingZeros64(word))
-		break
-	}
-	return start, min(p, limit) - start
 }
 
 // pageBatch builds one pages message.

@@ -466,7 +466,7 @@ func (s *sender) sendPages(bm snapshot.Bitmap, stable bool) error {
 	for i := range s.mem.regions {
 		end := s.mem.regionEnd(i)
 		for p := s.mem.first[i]; ; {
-			start, n := nextRun(bm, p, end)
+			start, n := bm.NextRun(p, end)
 			if n == 0 {
 				break
 			}
@@ -510,7 +510,7 @@ func (s *sender) addRun(i int, start, n uint64, stable bool) error {
 			copy(slot, page)
 			page = slot
 		}
-		zero := isZeroPage(page)
+		zero := snapshot.IsZeroPage(page)
 		if pN > 0 && zero == pZero && pN < maxRunPages {
 			pN++
 			if !zero {

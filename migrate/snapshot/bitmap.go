@@ -51,11 +51,11 @@ func (b Bitmap) Or(other Bitmap) error {
 	return nil
 }
 
-// nextRun finds the first run of marked pages at or after page from and
+// NextRun finds the first run of marked pages at or after page from and
 // before page limit, returning its first page and length (0 if none). It
 // skips clear words whole, so a sparse bitmap over a large guest is cheap
 // to walk.
-func (b Bitmap) nextRun(from, limit uint64) (start, n uint64) {
+func (b Bitmap) NextRun(from, limit uint64) (start, n uint64) {
 	p := from
 	for p < limit {
 		w := p / 64

@@ -66,7 +66,7 @@ func TestBitmapRunsMatchAPlainScan(t *testing.T) {
 		from, limit := uint64(rng.IntN(int(pages))), pages-uint64(rng.IntN(int(pages)/4+1))
 		var got, want [][2]uint64
 		for p := from; ; {
-			s, n := b.nextRun(p, limit)
+			s, n := b.NextRun(p, limit)
 			if n == 0 {
 				break
 			}

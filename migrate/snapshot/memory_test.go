@@ -346,12 +346,12 @@ func BenchmarkWriteMemory(b *testing.B) {
 
 func TestIsZeroPageSeesEveryByte(t *testing.T) {
 	page := make([]byte, PageSize)
-	if !isZeroPage(page) {
+	if !IsZeroPage(page) {
 		t.Fatal("a zero page reported non-zero")
 	}
 	for i := range page {
 		page[i] = 0x10
-		if isZeroPage(page) {
+		if IsZeroPage(page) {
 			t.Fatalf("a page with byte %d set reported zero", i)
 		}
 		page[i] = 0

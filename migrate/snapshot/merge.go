@@ -48,7 +48,7 @@ func MergeDiff(basePath, diffPath string, diff MemoryInfo) error {
 	buf := make([]byte, mergeChunkPages*PageSize)
 	canPunch := true
 	for p := uint64(0); ; {
-		start, n := diff.Dirty.nextRun(p, pages)
+		start, n := diff.Dirty.NextRun(p, pages)
 		if n == 0 {
 			break
 		}
@@ -95,9 +95,9 @@ func openMemory(path string, flag int, want uint64) (*os.File, error) {
 // its zero page runs as holes (or zeros, once punching proved unsupported).
 func writeChunk(f *os.File, chunk []byte, off int64, canPunch *bool) error {
 	for i := 0; i < len(chunk); {
-		zero := isZeroPage(chunk[i : i+PageSize])
+		zero := IsZeroPage(chunk[i : i+PageSize])
 		j := i + PageSize
-		for j < len(chunk) && isZeroPage(chunk[j:j+PageSize]) == zero {
+		for j < len(chunk) && IsZeroPage(chunk[j:j+PageSize]) == zero {
 			j += PageSize
 		}
 		if zero && *canPunch {
