@@ -36,12 +36,6 @@ PKI=$OUT/pki
 
 guest_cmdline="$GUEST_CMDLINE tern.action=counter tern.ip=$GUEST_IP/24 tern.peer=$HOST_IP tern.port=$TCP_PORT tern.vsock-dial=$VSOCK_DIAL tern.vsock-serve=$VSOCK_SERVE"
 
-# json_str FILE KEY, json_num FILE KEY: a string or number field of the
-# JSON object in FILE (one line or pretty-printed; busybox has no jq).
-json_str() { tr -d '\n' <"$1" | sed -nE "s/.*\"$2\": *\"([^\"]*)\".*/\1/p"; }
-json_num() { tr -d '\n' <"$1" | sed -nE "s/.*\"$2\": *(-?[0-9][0-9.eE+-]*).*/\1/p"; }
-is_number() { echo "$1" | grep -qE '^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'; }
-
 # migrate_send NAME ARGS...: "tern migrate send" of the source's guest
 # with ARGS, to its end (at most 180 s), kept and printed as wait_tern does.
 migrate_send() {
@@ -76,8 +70,6 @@ under_way() { echo "phase $(json_str "$OUT/under-way.json" phase), round $(json_
 # nothing_ran NAME: the receiver NAME started no guest: its console is
 # empty and it never said that the guest runs there.
 nothing_ran() { [ ! -s "$OUT/$1.out" ] && ! tern_logged "$1" 'incoming migration complete'; }
-# counter_values NAME: the counter values on run NAME's console, one a line.
-counter_values() { console "$OUT/$1.out" | sed -n 's/.*TERN-GUEST counter=\([0-9]*\) .*/\1/p'; }
 # counts_on WHAT: after a failed migration the guest runs on at the
 # source: its counter goes 2 past where it stood, every value once, and
 # the source tern still runs.
@@ -90,8 +82,6 @@ counts_on() {
 		consecutive "$OUT/counters-$2"
 	check "$1: the source tern still runs" running source
 }
-in_bridge() { [ -e "/sys/class/net/$BRIDGE/brif/$1" ]; }
-uname_lines() { console "$OUT/$1.out" | grep -c 'TERN-GUEST uname='; }
 tcp_whole() {
 	[ "$(kv tcp connections)" = 1 ] && [ "$(kv tcp first-seq)" = 1 ] && [ "$(kv tcp gaps)" = 0 ] &&
 		[ "$(kv tcp repeats)" = 0 ] && [ "$(kv tcp bad-lines)" = 0 ]
@@ -111,18 +101,7 @@ SERVER_TLS="--tls-cert $PKI/server.pem --tls-key $PKI/server-key.pem --tls-ca $P
 CLIENT_TLS="--tls-cert $PKI/client.pem --tls-key $PKI/client-key.pem --tls-ca $PKI/ca.pem"
 ROGUE_TLS="--tls-cert $PKI/rogue.pem --tls-key $PKI/rogue-key.pem --tls-ca $PKI/ca.pem"
 
-ip link add "$BRIDGE" type bridge
-# No spanning tree here; without a forward delay a TAP forwards as soon as
-# it joins (else the destination's would be mute for 15 s after the switch).
-echo 0 >"/sys/class/net/$BRIDGE/bridge/forward_delay"
-# A bridge without an address of its own takes the lowest of its ports':
-# when the source's TAP left and the destination's joined, the host's MAC
-# changed under the guest's ARP entry, and the guest's TCP went nowhere
-# until that entry expired (over 30 s). Hosts give their bridges a fixed
-# address (usually a NIC's); so does this one.
-ip link set "$BRIDGE" address 02:00:00:00:00:01
-ip addr add "$HOST_IP/24" dev "$BRIDGE"
-ip link set "$BRIDGE" up
+host_bridge "$BRIDGE" "$HOST_IP/24"
 check "the host has bridge $BRIDGE with $HOST_IP" sh -c "[ -d /sys/class/net/$BRIDGE/bridge ] && ip addr show $BRIDGE | grep -q 'inet $HOST_IP/'"
 
 mkfifo "$OUT/tcp.cmd"
