@@ -15,10 +15,11 @@ var migrateCerts = []string{"ca.pem", "server.pem", "server-key.pem", "client.pe
 
 // TestMigrate: a guest with work in flight (a counter on its console and
 // its virtio-blk disk, a TCP connection over a TAP in a bridge, vsock both
-// ways) is live-migrated between two tern processes in one host. Four
+// ways) is live-migrated between two tern processes in one host. Six
 // migrations fail first (no disk at the destination, a rogue client
-// certificate, a cancel, a killed receiver) and each leaves the guest
-// counting on at the source; then one over TCP with mutual TLS succeeds:
+// certificate, a cancel, a killed receiver, the connection cut, a byte
+// changed in transit) and each leaves the guest counting on at the source;
+// then one over TCP with mutual TLS succeeds:
 // the destination goes on from the next counter value on the same TCP
 // connection with its clock right, vsock is dialled again, and the disk
 // holds every value. Only the source is listed for checkRun: it boots the

@@ -6,10 +6,11 @@
 # lives on a bridge: a TAP is open in one process at a time, so the guest
 # moves from the source's TAP to the destination's, both in the bridge.
 #
-# First four migrations that must fail, each leaving the guest counting on
+# First six migrations that must fail, each leaving the guest counting on
 # at the source: a destination without the guest's disk, a sender with a
 # certificate from another CA, a migration cancelled under way, a receiver
-# killed under way. Then the real one over TCP with mutual TLS: the
+# killed under way, the connection cut under way, a byte of the stream
+# changed on the way. Then the real one over TCP with mutual TLS: the
 # destination goes on counting from the next value, without a reboot, on
 # the same TCP connection, with its clock right and vsock dialled again;
 # the disk holds every value, those written during the migration too.
@@ -196,6 +197,63 @@ status_now "$OUT/after-kill.json"
 check "receiver killed: tern migrate status says failed ($(json_str "$OUT/after-kill.json" phase))" \
 	[ "$(json_str "$OUT/after-kill.json" phase)" = failed ]
 counts_on "receiver killed" killed
+
+# The network fails between the hosts: a relay (agent relay) stands
+# between sender and receiver and cuts the connection, or inverts one
+# byte of the sender's stream, a few MB in: past the handshake, among the
+# first round's pages (at 2 MB/s, a second or two into pre-copy). Over TCP
+# without TLS, which would refuse the changed byte itself: what is checked
+# here is that tern's own checksums do.
+# relayed NAME PORT FAULT...: a receiver on PORT and a relay on PORT+100
+# in front of it doing FAULT (--cut-after N or --flip-after N), and a
+# sender through the relay, each to its end; the relay's report in
+# $OUT/relay-NAME.kv.
+relayed() {
+	# Names of their own: the helpers called here set n.
+	rn=$1
+	rp=$2
+	shift 2
+	receive "recv-$rn" --listen "tcp:127.0.0.1:$rp" --insecure $SAME_DISK
+	wait_for 20 tcp_listening "$rp"
+	"$AGENT" relay "127.0.0.1:$((rp + 100))" "127.0.0.1:$rp" "$@" >"$OUT/relay-$rn.kv" 2>"$OUT/relay-$rn.log" </dev/null 4>&- &
+	echo $! >"$OUT/relay-$rn.pid"
+	wait_for 20 tcp_listening "$((rp + 100))"
+	migrate_send "send-$rn" --to "tcp:127.0.0.1:$((rp + 100))" --insecure --bandwidth 2M
+	wait_tern "recv-$rn" 30
+	end_relay "relay-$rn"
+}
+end_relay() {
+	wait_for 30 stopped "$1" || kill "$(cat "$OUT/$1.pid")"
+	wait "$(cat "$OUT/$1.pid")"
+	echo "[$1 host] agent relay exited $?"
+	cat "$OUT/$1.kv" "$OUT/$1.log" | sed "s/^/[$1 host] /"
+}
+
+relayed cut 7005 --cut-after 4000000
+check "connection cut: the relay cut both ends 4000000 bytes into the sender's stream ($(kv relay-cut to-target) bytes forwarded)" \
+	sh -c "[ '$(kv relay-cut cut-at)' = 4000000 ] && [ '$(kv relay-cut to-target)' = 4000000 ]"
+check "connection cut: tern migrate receive exits non-zero ($(run_rc recv-cut)) saying the stream ended early: $(error_line recv-cut)" \
+	failed_with recv-cut 'ended early'
+check "connection cut: tern migrate send exits non-zero ($(run_rc send-cut)) saying why: $(error_line send-cut)" \
+	failed_with send-cut .
+status_now "$OUT/after-cut.json"
+check "connection cut: tern migrate status says failed in pre-copy's first round ($(json_str "$OUT/after-cut.json" phase), round $(json_num "$OUT/after-cut.json" round))" \
+	sh -c "[ '$(json_str "$OUT/after-cut.json" phase)' = failed ] && [ '$(json_num "$OUT/after-cut.json" round)' = 1 ]"
+check "connection cut: no guest ran at the destination" nothing_ran recv-cut
+counts_on "connection cut" cut
+
+relayed flip 7006 --flip-after 3000000
+check "a byte changed on the way: the relay inverted byte 3000000 of the sender's stream ($(kv relay-flip flipped-byte)) and forwarded the rest ($(kv relay-flip to-target) bytes)" \
+	[ "$(kv relay-flip flipped-at)" = 3000000 ]
+check "a byte changed on the way: tern migrate receive exits non-zero ($(run_rc recv-flip)) naming a checksum mismatch: $(error_line recv-flip)" \
+	failed_with recv-flip 'checksum mismatch'
+check "a byte changed on the way: tern migrate send exits non-zero ($(run_rc send-flip)) with the destination's reason: $(error_line send-flip)" \
+	failed_with send-flip 'checksum mismatch'
+status_now "$OUT/after-flip.json"
+check "a byte changed on the way: tern migrate status says failed in pre-copy's first round ($(json_str "$OUT/after-flip.json" phase), round $(json_num "$OUT/after-flip.json" round))" \
+	sh -c "[ '$(json_str "$OUT/after-flip.json" phase)' = failed ] && [ '$(json_num "$OUT/after-flip.json" round)' = 1 ]"
+check "a byte changed on the way: no guest ran at the destination" nothing_ran recv-flip
+counts_on "a byte changed on the way" flip
 
 # --- c: the real migration, over TCP with mutual TLS. The destination
 # opens the same disk image (shared storage). 500 ms of downtime is what
