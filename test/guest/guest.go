@@ -8,7 +8,8 @@ import _ "embed"
 // "TERN-GUEST key=value" lines and then does what the kernel command line's
 // tern.action= asks: poweroff (the default), reboot, shell, sleep, or one of
 // the device roles (disk-write, disk-ro, balloon-wait, balloon-fill,
-// vsock-guest, net-guest), or counter (work in flight for snapshot tests).
+// vsock-guest, net-guest), or counter (work in flight for snapshot and
+// migration tests, with tern.dirty= a busy guest rewriting its memory too).
 // With root=/dev/vdX it first switches to that
 // virtio-blk disk.
 //

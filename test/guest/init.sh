@@ -194,7 +194,9 @@ counter)
 	# the host's "stop" comes in on (agent hold-dial); a vsock connection
 	# to the host's port tern.vsock-dial, dialled again when it breaks (a
 	# restore resets vsock connections); and vsock port tern.vsock-serve
-	# echoing what the host sends, one connection after another.
+	# echoing what the host sends, one connection after another. With
+	# tern.dirty=MIB and tern.dirty-rate=MIB_PER_S (migration tests), a busy
+	# process rewrites MIB of memory at that rate besides (agent dirty).
 	mkdir -p /mnt
 	mount -t ext4 /dev/vda /mnt || echo "TERN-GUEST error=mount-data-disk"
 	dev=
@@ -233,12 +235,23 @@ counter)
 		echo "TERN-GUEST counter-last=$n"
 	) &
 	counter_pid=$!
+	dirty_pid=
+	if [ -n "$(tern_param dirty)" ]; then
+		# Through a FIFO, so that $! is the agent's pid, to stop it.
+		mkfifo /tmp/dirty.out
+		while read -r l; do echo "TERN-GUEST $l"; done </tmp/dirty.out &
+		/agent dirty "$(tern_param dirty)" "$(tern_param dirty-rate)" >/tmp/dirty.out 2>&1 &
+		dirty_pid=$!
+	fi
 	# Until the host sends "stop" on the TCP connection.
 	(
 		/agent hold-dial tcp "$(tern_param peer):$(tern_param port)" 2>&1
 		echo "rc=$?"
 	) | while read -r l; do echo "TERN-GUEST tcp-$l"; done
 	touch /tmp/stop
+	if [ -n "$dirty_pid" ]; then
+		kill "$dirty_pid" && echo "TERN-GUEST dirty-stopped=yes"
+	fi
 	wait "$counter_pid"
 	sync
 	umount /mnt && echo "TERN-GUEST counter-stopped=yes"

@@ -262,6 +262,37 @@ end_hold() {
 	grep -v '^line ' "$OUT/$1.kv" | cat - "$OUT/$1.log" | sed "s/^/[$1 host] /"
 }
 
+# --- Live migration (migrate.sh, migrate-disks.sh).
+
+# json_str FILE KEY, json_num FILE KEY: a string or number field of the
+# JSON object in FILE (one line or pretty-printed; busybox has no jq).
+json_str() { tr -d '\n' <"$1" | sed -nE "s/.*\"$2\": *\"([^\"]*)\".*/\1/p"; }
+json_num() { tr -d '\n' <"$1" | sed -nE "s/.*\"$2\": *(-?[0-9][0-9.eE+-]*).*/\1/p"; }
+is_number() { echo "$1" | grep -qE '^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'; }
+# counter_values NAME: the counter values on run NAME's console, one a line.
+counter_values() { console "$OUT/$1.out" | sed -n 's/.*TERN-GUEST counter=\([0-9]*\) .*/\1/p'; }
+uname_lines() { console "$OUT/$1.out" | grep -c 'TERN-GUEST uname='; }
+
+# host_bridge NAME ADDRESS/LEN: a bridge holding the host's address, for
+# the guest's TAP: a TAP is open in one process at a time, so a migrated
+# guest moves from the source's TAP to the destination's, both in it.
+host_bridge() {
+	ip link add "$1" type bridge
+	# No spanning tree here; without a forward delay a TAP forwards as
+	# soon as it joins (else the destination's would be mute for 15 s
+	# after the switch).
+	echo 0 >"/sys/class/net/$1/bridge/forward_delay"
+	# A bridge without an address of its own takes the lowest of its
+	# ports': when the source's TAP left and the destination's joined,
+	# the host's MAC changed under the guest's ARP entry, and the guest's
+	# TCP went nowhere until that entry expired (over 30 s). Hosts give
+	# their bridges a fixed address (usually a NIC's); so does this one.
+	ip link set "$1" address 02:00:00:00:00:01
+	ip addr add "$2" dev "$1"
+	ip link set "$1" up
+}
+in_bridge() { [ -e "/sys/class/net/$BRIDGE/brif/$1" ]; }
+
 # finish exits with the number of failed checks (0 when all passed).
 finish() {
 	if [ "$fails" -eq 0 ]; then

@@ -6,10 +6,11 @@
 # lives on a bridge: a TAP is open in one process at a time, so the guest
 # moves from the source's TAP to the destination's, both in the bridge.
 #
-# First four migrations that must fail, each leaving the guest counting on
+# First six migrations that must fail, each leaving the guest counting on
 # at the source: a destination without the guest's disk, a sender with a
 # certificate from another CA, a migration cancelled under way, a receiver
-# killed under way. Then the real one over TCP with mutual TLS: the
+# killed under way, the connection cut under way, a byte of the stream
+# changed on the way. Then the real one over TCP with mutual TLS: the
 # destination goes on counting from the next value, without a reboot, on
 # the same TCP connection, with its clock right and vsock dialled again;
 # the disk holds every value, those written during the migration too.
@@ -35,12 +36,6 @@ export AGENT_TIMEOUT=420s
 PKI=$OUT/pki
 
 guest_cmdline="$GUEST_CMDLINE tern.action=counter tern.ip=$GUEST_IP/24 tern.peer=$HOST_IP tern.port=$TCP_PORT tern.vsock-dial=$VSOCK_DIAL tern.vsock-serve=$VSOCK_SERVE"
-
-# json_str FILE KEY, json_num FILE KEY: a string or number field of the
-# JSON object in FILE (one line or pretty-printed; busybox has no jq).
-json_str() { tr -d '\n' <"$1" | sed -nE "s/.*\"$2\": *\"([^\"]*)\".*/\1/p"; }
-json_num() { tr -d '\n' <"$1" | sed -nE "s/.*\"$2\": *(-?[0-9][0-9.eE+-]*).*/\1/p"; }
-is_number() { echo "$1" | grep -qE '^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'; }
 
 # migrate_send NAME ARGS...: "tern migrate send" of the source's guest
 # with ARGS, to its end (at most 180 s), kept and printed as wait_tern does.
@@ -76,8 +71,6 @@ under_way() { echo "phase $(json_str "$OUT/under-way.json" phase), round $(json_
 # nothing_ran NAME: the receiver NAME started no guest: its console is
 # empty and it never said that the guest runs there.
 nothing_ran() { [ ! -s "$OUT/$1.out" ] && ! tern_logged "$1" 'incoming migration complete'; }
-# counter_values NAME: the counter values on run NAME's console, one a line.
-counter_values() { console "$OUT/$1.out" | sed -n 's/.*TERN-GUEST counter=\([0-9]*\) .*/\1/p'; }
 # counts_on WHAT: after a failed migration the guest runs on at the
 # source: its counter goes 2 past where it stood, every value once, and
 # the source tern still runs.
@@ -90,8 +83,6 @@ counts_on() {
 		consecutive "$OUT/counters-$2"
 	check "$1: the source tern still runs" running source
 }
-in_bridge() { [ -e "/sys/class/net/$BRIDGE/brif/$1" ]; }
-uname_lines() { console "$OUT/$1.out" | grep -c 'TERN-GUEST uname='; }
 tcp_whole() {
 	[ "$(kv tcp connections)" = 1 ] && [ "$(kv tcp first-seq)" = 1 ] && [ "$(kv tcp gaps)" = 0 ] &&
 		[ "$(kv tcp repeats)" = 0 ] && [ "$(kv tcp bad-lines)" = 0 ]
@@ -111,18 +102,7 @@ SERVER_TLS="--tls-cert $PKI/server.pem --tls-key $PKI/server-key.pem --tls-ca $P
 CLIENT_TLS="--tls-cert $PKI/client.pem --tls-key $PKI/client-key.pem --tls-ca $PKI/ca.pem"
 ROGUE_TLS="--tls-cert $PKI/rogue.pem --tls-key $PKI/rogue-key.pem --tls-ca $PKI/ca.pem"
 
-ip link add "$BRIDGE" type bridge
-# No spanning tree here; without a forward delay a TAP forwards as soon as
-# it joins (else the destination's would be mute for 15 s after the switch).
-echo 0 >"/sys/class/net/$BRIDGE/bridge/forward_delay"
-# A bridge without an address of its own takes the lowest of its ports':
-# when the source's TAP left and the destination's joined, the host's MAC
-# changed under the guest's ARP entry, and the guest's TCP went nowhere
-# until that entry expired (over 30 s). Hosts give their bridges a fixed
-# address (usually a NIC's); so does this one.
-ip link set "$BRIDGE" address 02:00:00:00:00:01
-ip addr add "$HOST_IP/24" dev "$BRIDGE"
-ip link set "$BRIDGE" up
+host_bridge "$BRIDGE" "$HOST_IP/24"
 check "the host has bridge $BRIDGE with $HOST_IP" sh -c "[ -d /sys/class/net/$BRIDGE/bridge ] && ip addr show $BRIDGE | grep -q 'inet $HOST_IP/'"
 
 mkfifo "$OUT/tcp.cmd"
@@ -217,6 +197,63 @@ status_now "$OUT/after-kill.json"
 check "receiver killed: tern migrate status says failed ($(json_str "$OUT/after-kill.json" phase))" \
 	[ "$(json_str "$OUT/after-kill.json" phase)" = failed ]
 counts_on "receiver killed" killed
+
+# The network fails between the hosts: a relay (agent relay) stands
+# between sender and receiver and cuts the connection, or inverts one
+# byte of the sender's stream, a few MB in: past the handshake, among the
+# first round's pages (at 2 MB/s, a second or two into pre-copy). Over TCP
+# without TLS, which would refuse the changed byte itself: what is checked
+# here is that tern's own checksums do.
+# relayed NAME PORT FAULT...: a receiver on PORT and a relay on PORT+100
+# in front of it doing FAULT (--cut-after N or --flip-after N), and a
+# sender through the relay, each to its end; the relay's report in
+# $OUT/relay-NAME.kv.
+relayed() {
+	# Names of their own: the helpers called here set n.
+	rn=$1
+	rp=$2
+	shift 2
+	receive "recv-$rn" --listen "tcp:127.0.0.1:$rp" --insecure $SAME_DISK
+	wait_for 20 tcp_listening "$rp"
+	"$AGENT" relay "127.0.0.1:$((rp + 100))" "127.0.0.1:$rp" "$@" >"$OUT/relay-$rn.kv" 2>"$OUT/relay-$rn.log" </dev/null 4>&- &
+	echo $! >"$OUT/relay-$rn.pid"
+	wait_for 20 tcp_listening "$((rp + 100))"
+	migrate_send "send-$rn" --to "tcp:127.0.0.1:$((rp + 100))" --insecure --bandwidth 2M
+	wait_tern "recv-$rn" 30
+	end_relay "relay-$rn"
+}
+end_relay() {
+	wait_for 30 stopped "$1" || kill "$(cat "$OUT/$1.pid")"
+	wait "$(cat "$OUT/$1.pid")"
+	echo "[$1 host] agent relay exited $?"
+	cat "$OUT/$1.kv" "$OUT/$1.log" | sed "s/^/[$1 host] /"
+}
+
+relayed cut 7005 --cut-after 4000000
+check "connection cut: the relay cut both ends 4000000 bytes into the sender's stream ($(kv relay-cut to-target) bytes forwarded)" \
+	sh -c "[ '$(kv relay-cut cut-at)' = 4000000 ] && [ '$(kv relay-cut to-target)' = 4000000 ]"
+check "connection cut: tern migrate receive exits non-zero ($(run_rc recv-cut)) saying the stream ended early: $(error_line recv-cut)" \
+	failed_with recv-cut 'ended early'
+check "connection cut: tern migrate send exits non-zero ($(run_rc send-cut)) saying why: $(error_line send-cut)" \
+	failed_with send-cut .
+status_now "$OUT/after-cut.json"
+check "connection cut: tern migrate status says failed in pre-copy's first round ($(json_str "$OUT/after-cut.json" phase), round $(json_num "$OUT/after-cut.json" round))" \
+	sh -c "[ '$(json_str "$OUT/after-cut.json" phase)' = failed ] && [ '$(json_num "$OUT/after-cut.json" round)' = 1 ]"
+check "connection cut: no guest ran at the destination" nothing_ran recv-cut
+counts_on "connection cut" cut
+
+relayed flip 7006 --flip-after 3000000
+check "a byte changed on the way: the relay inverted byte 3000000 of the sender's stream ($(kv relay-flip flipped-byte)) and forwarded the rest ($(kv relay-flip to-target) bytes)" \
+	[ "$(kv relay-flip flipped-at)" = 3000000 ]
+check "a byte changed on the way: tern migrate receive exits non-zero ($(run_rc recv-flip)) naming a checksum mismatch: $(error_line recv-flip)" \
+	failed_with recv-flip 'checksum mismatch'
+check "a byte changed on the way: tern migrate send exits non-zero ($(run_rc send-flip)) with the destination's reason: $(error_line send-flip)" \
+	failed_with send-flip 'checksum mismatch'
+status_now "$OUT/after-flip.json"
+check "a byte changed on the way: tern migrate status says failed in pre-copy's first round ($(json_str "$OUT/after-flip.json" phase), round $(json_num "$OUT/after-flip.json" round))" \
+	sh -c "[ '$(json_str "$OUT/after-flip.json" phase)' = failed ] && [ '$(json_num "$OUT/after-flip.json" round)' = 1 ]"
+check "a byte changed on the way: no guest ran at the destination" nothing_ran recv-flip
+counts_on "a byte changed on the way" flip
 
 # --- c: the real migration, over TCP with mutual TLS. The destination
 # opens the same disk image (shared storage). 500 ms of downtime is what
