@@ -9,7 +9,9 @@ import _ "embed"
 // tern.action= asks: poweroff (the default), reboot, shell, sleep, or one of
 // the device roles (disk-write, disk-ro, balloon-wait, balloon-fill,
 // vsock-guest, net-guest), or counter (work in flight for snapshot and
-// migration tests, with tern.dirty= a busy guest rewriting its memory too).
+// migration tests, with tern.dirty= a busy guest rewriting its memory too)
+// or counter-console (the same counter on the console alone, for
+// migrations between hosts that share no disk).
 // With root=/dev/vdX it first switches to that
 // virtio-blk disk.
 //

@@ -260,6 +260,18 @@ counter)
 	dmesg | grep -iE "$alarms" | sed "s/^/TERN-GUEST dmesg-alarm: /"
 	poweroff -f
 	;;
+counter-console)
+	# A counter on the console only ("counter=N date=..." every second),
+	# until tern is stopped: work in flight that needs nothing on the host
+	# but tern, for a migration between hosts that share no disk, TAP or
+	# vsock socket.
+	n=0
+	while :; do
+		n=$((n + 1))
+		echo "TERN-GUEST counter=$n date=$(date +%s)"
+		sleep 1
+	done
+	;;
 *)
 	poweroff -f
 	;;
