@@ -57,6 +57,9 @@ type Host struct {
 	// Customize, when set, adds to the test host's initramfs, e.g. a tool
 	// that a scenario needs and busybox lacks.
 	Customize func(*fixture.Tree)
+	// link, for a host of a pair (see RunPair), adds its NIC to the QEMU
+	// command line.
+	link []string
 }
 
 // NewHost returns the nested backend; reason says why it was chosen.
@@ -214,7 +217,7 @@ const (
 // addresses in every run, so a wedged host's instruction pointers can be
 // named from /proc/kallsyms of any other run.
 func (h *Host) qemuArgs(initrd, heartbeat, monitor string) []string {
-	return []string{
+	args := []string{
 		"-accel", "tcg", "-M", "q35", "-cpu", "EPYC,+svm",
 		"-m", strconv.Itoa(h.MemoryMiB), "-smp", strconv.Itoa(h.CPUs),
 		"-display", "none", "-monitor", "unix:" + monitor + ",server=on,wait=off", "-no-reboot", "-net", "none",
@@ -222,6 +225,7 @@ func (h *Host) qemuArgs(initrd, heartbeat, monitor string) []string {
 		"-kernel", h.fx.BzImage, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet nokaslr",
 	}
+	return append(args, h.link...)
 }
 
 // tcgFeatureWarning is QEMU saying, once per vCPU, which features of the

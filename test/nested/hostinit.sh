@@ -38,6 +38,10 @@ if [ -c /dev/kvm ]; then
 fi
 
 . /etc/scenario.env
+# One of a pair of test hosts: bring up the NIC that joins it to the other.
+if [ -f /etc/hostlink.sh ]; then
+	. /etc/hostlink.sh
+fi
 mkdir -p "$OUT"
 cd "$OUT" || exit 1
 if [ -c /dev/kvm ]; then

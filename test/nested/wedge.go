@@ -102,14 +102,23 @@ func moduleLines(heartbeat string) string {
 // (ErrHostWedged), up to tries runs in all. rerun hears, before each
 // further run, why it happens. The last run's outcome is returned.
 func RunOnFreshHosts(ctx context.Context, b Backend, job Job, tries int, perTry time.Duration, rerun func(msg string)) (*Result, error) {
-	var res *Result
+	return onFreshHosts(ctx, "a fresh test host", tries, perTry, rerun, func(ctx context.Context) (*Result, error) {
+		return b.Run(ctx, job)
+	})
+}
+
+// onFreshHosts calls run, each time within perTry of ctx, again while it
+// fails with ErrHostWedged, up to tries times in all; fresh names the
+// new test hosts each further try gets, for rerun's message.
+func onFreshHosts[T any](ctx context.Context, fresh string, tries int, perTry time.Duration, rerun func(msg string), run func(context.Context) (T, error)) (T, error) {
+	var res T
 	var err error
 	for try := 1; try <= tries; try++ {
 		if try > 1 {
-			rerun(fmt.Sprintf("%v\nrunning it again on a fresh test host (try %d of %d)", err, try, tries))
+			rerun(fmt.Sprintf("%v\nrunning it again on %s (try %d of %d)", err, fresh, try, tries))
 		}
 		runCtx, cancel := context.WithTimeout(ctx, perTry)
-		res, err = b.Run(runCtx, job)
+		res, err = run(runCtx)
 		cancel()
 		if !errors.Is(err, ErrHostWedged) {
 			break
