@@ -91,7 +91,9 @@ func TestVirtio(t *testing.T) {
 
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.
 func TestEveryScenarioIsCovered(t *testing.T) {
-	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true, "migrate-disks.sh": true}
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true, "migrate-disks.sh": true,
+		// The two halves of one pair, run together by TestMigrateBetweenHosts.
+		"migrate-hosts-src.sh": true, "migrate-hosts-dst.sh": true}
 	for _, n := range scenarios.Names() {
 		if !covered[n] {
 			t.Errorf("scenario %s has no test in e2e_test.go", n)
