@@ -18,7 +18,7 @@ import (
 
 // pairCPUs is each test host's vCPUs in a pair: two emulated hosts share
 // this machine's two cores.
-const pairCPUs = 1
+const pairCPUs = 2
 
 // TestMigrateBetweenHosts: a guest counting on its console is live-migrated
 // over mutual TLS from one nested test host to another (two QEMU

@@ -20,6 +20,12 @@ if [ -n "$link_dev" ]; then
 	ip link set lo up
 	ip link set "$link_dev" up
 	ip addr add "$TEST_HOST_LINK_ADDR" dev "$link_dev"
+	# The carrier comes a moment after the link is set up.
+	link_waited=0
+	while [ "$(cat "/sys/class/net/$link_dev/operstate")" != up ] && [ "$link_waited" -lt 5 ]; do
+		sleep 1
+		link_waited=$((link_waited + 1))
+	done
 	echo "TEST-HOST link $link_dev ($TEST_HOST_LINK_MAC) $TEST_HOST_LINK_ADDR: $(cat "/sys/class/net/$link_dev/operstate")"
 else
 	echo "TEST-HOST link: no NIC with MAC $TEST_HOST_LINK_MAC"

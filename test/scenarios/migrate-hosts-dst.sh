@@ -30,6 +30,8 @@ echo $! >"$OUT/dst.pid"
 
 wait_for "$TERN_RUN_TIMEOUT" tern_logged dst 'incoming migration complete'
 check "dst: tern migrate receive says the guest runs here" tern_logged dst 'incoming migration complete: the guest runs here'
+# The first value the guest prints here, then four more.
+wait_for 30 counter_at_least dst 1
 first=$(counters dst | head -n 1)
 is_int "$first" || first=0
 wait_for 60 counter_at_least dst "$((first + 4))"
