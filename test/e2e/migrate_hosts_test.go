@@ -20,12 +20,16 @@ import (
 // this machine's two cores.
 const pairCPUs = 2
 
+// clockAheadB is how far host B's clock runs ahead of host A's.
+const clockAheadB = 30 * time.Second
+
 // TestMigrateBetweenHosts: a guest counting on its console is live-migrated
 // over mutual TLS from one nested test host to another (two QEMU
 // processes: two kernels, two KVMs, two clocks, joined by a network). On
 // host A tern migrate send completes and the source tern exits 0 saying
 // the guest migrated; on host B the guest runs on with its clock on B's
-// time, without booting again, and stops on SIGTERM. Across the two
+// time (B's clock runs clockAheadB ahead of A's), without booting again,
+// and stops on SIGTERM. Across the two
 // consoles the counter goes 1, 2, 3, ... without a gap or a repeat: the
 // guest went on exactly where it was paused.
 func TestMigrateBetweenHosts(t *testing.T) {
@@ -57,7 +61,7 @@ func TestMigrateBetweenHosts(t *testing.T) {
 	pj := nested.PairJob{
 		A:    nested.Job{Files: files, Entry: "migrate-hosts-src.sh", Tern: e.Tern},
 		B:    nested.Job{Files: files, Entry: "migrate-hosts-dst.sh", Tern: e.Tern},
-		CPUs: pairCPUs,
+		CPUs: pairCPUs, ClockAheadB: clockAheadB,
 	}
 	start := time.Now()
 	res, err := nested.RunPairOnFreshHosts(context.Background(), h, pj, hostTries, scenarioTimeout, func(msg string) {
@@ -112,6 +116,21 @@ func TestMigrateBetweenHosts(t *testing.T) {
 		}
 	} else {
 		t.Error("host A printed no SCENARIO-MIGRATION-STATUS line")
+	}
+
+	// Host B's clock check says more than host A's only when the two
+	// clocks differ: B's, read after A's, must be at least clockAheadB on.
+	clockA := regexp.MustCompile(`(?m)^SCENARIO-CLOCK src host=(\d+) guest=(\d+)$`).FindStringSubmatch(outA)
+	clockB := regexp.MustCompile(`(?m)^SCENARIO-CLOCK dst host=(\d+) guest=(\d+)$`).FindStringSubmatch(outB)
+	if clockA == nil || clockB == nil {
+		t.Error("host A or host B printed no SCENARIO-CLOCK line")
+	} else {
+		hostA, _ := strconv.ParseInt(clockA[1], 10, 64)
+		hostB, _ := strconv.ParseInt(clockB[1], 10, 64)
+		t.Logf("clocks: host A %d (guest %s) before the migration, host B %d (guest %s) after it", hostA, clockA[2], hostB, clockB[2])
+		if ahead := time.Duration(hostB-hostA) * time.Second; ahead < clockAheadB-2*time.Second {
+			t.Errorf("host B's clock was only %v past host A's, want at least %v: the hosts' clocks did not differ", ahead, clockAheadB)
+		}
 	}
 
 	// The counter across the two consoles: the first value on host B is

@@ -60,6 +60,9 @@ type Host struct {
 	// link, for a host of a pair (see RunPair), adds its NIC to the QEMU
 	// command line.
 	link []string
+	// clockAhead, when set, starts the host's clock (its RTC, which its
+	// kernel reads at boot) this far ahead of this machine's.
+	clockAhead time.Duration
 }
 
 // NewHost returns the nested backend; reason says why it was chosen.
@@ -224,6 +227,9 @@ func (h *Host) qemuArgs(initrd, heartbeat, monitor string) []string {
 		"-serial", "stdio", "-serial", "file:" + heartbeat,
 		"-kernel", h.fx.BzImage, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet nokaslr",
+	}
+	if h.clockAhead != 0 {
+		args = append(args, "-rtc", "base="+time.Now().UTC().Add(h.clockAhead).Format("2006-01-02T15:04:05"))
 	}
 	return append(args, h.link...)
 }

@@ -59,6 +59,10 @@ type PairJob struct {
 	A, B Job
 	// CPUs is how many vCPUs each test host has; 0 keeps the Host's.
 	CPUs int
+	// ClockAheadB starts host B's clock this far ahead of host A's (both
+	// otherwise start from this machine's): two hosts' clocks never
+	// agree exactly, and a guest that moves must take the new host's.
+	ClockAheadB time.Duration
 }
 
 // PairResult is what each host's job produced.
@@ -153,6 +157,7 @@ func (h *Host) RunPair(ctx context.Context, pj PairJob) (*PairResult, error) {
 	endA, endB := pairEnds(port)
 	hostA, jobA := h.member(pj.A, endA, pj.CPUs)
 	hostB, jobB := h.member(pj.B, endB, pj.CPUs)
+	hostB.clockAhead = pj.ClockAheadB
 	return runPair(ctx, jobA.Entry, jobB.Entry,
 		func(ctx context.Context) (*Result, error) { return hostA.Run(ctx, jobA) },
 		func(ctx context.Context) (*Result, error) { return hostB.Run(ctx, jobB) },
@@ -230,8 +235,14 @@ func runPair(ctx context.Context, entryA, entryB string, runA, runB func(context
 		}
 	}
 	if first != nil {
-		if second != nil {
+		switch {
+		case second != nil:
 			return nil, fmt.Errorf("%w\n(stopped with it: %v)", first, second)
+		case a.res != nil:
+			// The other host finished: what it did may say why.
+			return nil, fmt.Errorf("%w\n(test host A (%s) had finished with status %d; its console ends:\n%s)", first, entryA, a.res.RC, tail(a.res.Output, 60))
+		case b.res != nil:
+			return nil, fmt.Errorf("%w\n(test host B (%s) had finished with status %d; its console ends:\n%s)", first, entryB, b.res.RC, tail(b.res.Output, 60))
 		}
 		return nil, first
 	}

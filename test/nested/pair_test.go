@@ -114,6 +114,27 @@ func TestPairMember(t *testing.T) {
 	}
 }
 
+// A host whose clock runs ahead starts its RTC that far past now.
+func TestClockAheadRTC(t *testing.T) {
+	h := &Host{fx: fakeFixture(t), MemoryMiB: 2048, CPUs: 1, clockAhead: time.Hour}
+	args := h.qemuArgs("host.cpio", "hb", "mon.sock")
+	i := slices.Index(args, "-rtc")
+	if i < 0 || i+1 >= len(args) {
+		t.Fatalf("no -rtc in %q", args)
+	}
+	base, err := time.Parse("base=2006-01-02T15:04:05", args[i+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(base); d < 59*time.Minute || d > 61*time.Minute {
+		t.Errorf("-rtc %s is %v from now, want an hour", args[i+1], d)
+	}
+	h.clockAhead = 0
+	if slices.Contains(h.qemuArgs("host.cpio", "hb", "mon.sock"), "-rtc") {
+		t.Error("a host without clockAhead got -rtc")
+	}
+}
+
 func TestListensOn(t *testing.T) {
 	procNetTCP := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:9CBB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1125 1 0 100 0 0 10 0
@@ -202,6 +223,9 @@ func TestRunPair(t *testing.T) {
 		{name: "B's QEMU fails: A is stopped, not a wedge",
 			a: &fakeHost{wait: time.Hour}, b: &fakeHost{wait: 10 * time.Millisecond, err: errors.New("qemu failed")},
 			listening: listens, wantErr: []string{"test host B (dst.sh): qemu failed"}, bStarted: true, aStopped: true},
+		{name: "A finishes, B does not: B's error comes with A's output",
+			a: &fakeHost{wait: 10 * time.Millisecond, res: ok("line 1\nsend failed", 1)}, b: &fakeHost{wait: 30 * time.Millisecond, err: errors.New("did not finish")},
+			listening: listens, wantErr: []string{"test host B (dst.sh): did not finish", "test host A (src.sh) had finished with status 1", "send failed"}, bStarted: true},
 		{name: "A never listens: B is not started",
 			a: &fakeHost{wait: time.Hour}, b: &fakeHost{},
 			listening: func(context.Context) error { return errors.New("nothing listened") },

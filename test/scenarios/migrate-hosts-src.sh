@@ -43,6 +43,7 @@ start_guest src --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory 
 wait_for 150 counter_at_least src 5
 check "src: the guest booted ($(guest_value src uname)) with 1 CPU ($(guest_value src cpus))" booted_one_cpu src
 check "src: the counter reached 5 ($(last_counter src))" counter_at_least src 5
+echo "SCENARIO-CLOCK src host=$(date +%s) guest=$(console src | sed -n 's/.*TERN-GUEST counter=[0-9]* date=\([0-9]*\).*/\1/p' | tail -n 1)"
 wait_for 120 peer_answers
 check "host B's tern migrate receive answers on $LINK_PEER:$PORT (over the link from $LINK_ADDR)" peer_answers
 

@@ -10,6 +10,12 @@
 // directory), SCENARIO_DIR (where the scripts are) and AGENT (the test
 // agent, which also runs in the guest: the host-side peer of its vsock and
 // network exchanges).
+//
+// Some scenarios are the two halves of a pair (migrate-hosts-src.sh and
+// migrate-hosts-dst.sh), run at once on two test hosts joined by a network
+// (see nested.RunPair): each finds LINK_ADDR, its own address on that
+// network, and LINK_PEER, the other host's; the test that runs the pair
+// adds what both need (the TLS certificates) to the scenario directory.
 package scenarios
 
 import (
