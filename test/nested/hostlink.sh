@@ -30,7 +30,6 @@ while [ -z "$link_dev" ] && [ "$link_waited" -lt 10 ]; do
 	link_waited=$((link_waited + 1))
 done
 if [ -n "$link_dev" ]; then
-	ip link set lo up
 	ip link set "$link_dev" up
 	ip addr add "$TEST_HOST_LINK_ADDR" dev "$link_dev"
 	# The carrier comes a moment after the link is set up.
