@@ -172,6 +172,14 @@ func (vm *VM) ioeventfd(fd int, addr uint64, length uint32, datamatch *uint64, p
 	return nil
 }
 
+// DefaultTSCKHz returns the TSC frequency new vCPUs of this VM get, in
+// kHz (KVM_GET_TSC_KHZ on the VM fd, Linux 5.19 and later): the host's,
+// unless set otherwise.
+func (vm *VM) DefaultTSCKHz() (uint32, error) {
+	khz, err := vm.h.ioctlArg(kvmGetTSCKHz, 0)
+	return uint32(khz), err
+}
+
 // GetClock returns the VM's kvmclock (KVM_GET_CLOCK).
 func (vm *VM) GetClock() (ClockData, error) {
 	var c ClockData

@@ -28,6 +28,8 @@ type migrationConfig struct {
 	Config snapshotConfig
 	// CPUIDs is each vCPU's CPUID as the guest sees it.
 	CPUIDs [][]kvm.CPUIDEntry2
+	// TSCKHz is the rate of the guest's TSC (0: unknown).
+	TSCKHz uint32 `json:",omitempty"`
 }
 
 // migrations is the VM's outgoing migration, for status and cancel.
@@ -174,6 +176,9 @@ func (s *migrationSource) Hello() (migrate.Hello, error) {
 	v.vcpuMu.Lock()
 	for _, c := range v.vcpus {
 		mc.CPUIDs = append(mc.CPUIDs, c.cpuid)
+	}
+	if len(v.vcpus) > 0 {
+		mc.TSCKHz = v.vcpus[0].tscKHz
 	}
 	v.vcpuMu.Unlock()
 	raw, err := json.Marshal(mc)
@@ -403,6 +408,9 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 		}
 	}
 	if err := v.createVM(); err != nil {
+		return nil, err
+	}
+	if err := v.checkTSCRate(d.mc.TSCKHz); err != nil {
 		return nil, err
 	}
 	if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{}); err != nil {

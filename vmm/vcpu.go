@@ -38,7 +38,8 @@ type vcpu struct {
 	requests chan vcpuRequest // work for this thread while it is parked
 	running  atomic.Bool      // released to run guest code
 
-	cpuid []kvm.CPUIDEntry2 // what the guest sees, set once configured
+	cpuid  []kvm.CPUIDEntry2 // what the guest sees, set once configured
+	tscKHz uint32            // the guest's TSC rate, set once configured (0: unknown)
 }
 
 // createVCPUs creates and configures every vCPU, each on its own thread,
@@ -129,6 +130,10 @@ func (c *vcpu) create() error {
 	c.mu.Unlock()
 	if err := c.configure(); err != nil {
 		return fmt.Errorf("configure vCPU %d: %w", c.id, err)
+	}
+	// A migration tells its destination, which must be able to keep it.
+	if khz, err := c.kvm.GetTSCKHz(); err == nil {
+		c.tscKHz = khz
 	}
 	return nil
 }
