@@ -44,10 +44,13 @@ demo: deps
 	$(GO) run ./test/cmd/demo
 
 # The nested host's memory and snapshot figures, then live migration on
-# this machine's own /dev/kvm beside QEMU (test/cmd/migbench).
+# this machine's own /dev/kvm beside QEMU (test/cmd/migbench), then
+# start-up, start rate, idle memory and restore latency on the same
+# /dev/kvm (test/cmd/startbench).
 bench: deps
 	$(GO) run ./test/cmd/bench
 	$(GO) run ./test/cmd/migbench
+	$(GO) run ./test/cmd/startbench
 
 # Fuzz targets, as package:Name. Every guest-, file- or client-facing
 # parser has one (see DESIGN.md, "Guest-facing input is hostile"); a

@@ -1,0 +1,511 @@
+// Command startbench measures how fast tern starts and restores guests on
+// this machine's own /dev/kvm, side by side with QEMU where QEMU can do
+// the same:
+//
+//   - start: from fork/exec of the monitor to the first byte of the hello
+//     tiny guest's console line on a pipe (tern `run --pvh --memory 128M
+//     --console stdio`; QEMU `-M microvm` with the same ELF as -kernel and
+//     its serial on stdout), interleaved runs, min and median.
+//   - rate: hello guests started and finished one after another, and 8 at
+//     a time, VMs per second, every guest's console checked for its line.
+//     (QEMU's microvm does not power off on the guest's ACPI S5 write, so
+//     it has no finished-guest rate to compare.)
+//   - idle-pss: PSS (/proc/PID/smaps_rollup) of 10 monitors at once, each
+//     running the halt guest in 128 MiB, per VM.
+//   - restore: from fork/exec of `tern snapshot restore` of a 2 GiB halt
+//     guest's snapshot to its first KVM_RUN, as tern logs it
+//     (since_request); and the same seen from outside (exec to the log
+//     line read back).
+//
+// On a PVM-backed /dev/kvm the guest's ring-0 code is emulated; that
+// does not matter here, where the guest runs a few dozen instructions.
+//
+// It prints BENCH lines (values are medians, "-min" the smallest run) and
+// a BENCH-ERROR line for anything that failed, then exits 1. Every
+// process it starts is stopped on the way out and every wait is bounded.
+//
+//	go run ./test/cmd/startbench [-runs 20] [-tern bin/tern]
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/test/tinyguest"
+)
+
+const qemuBinary = "qemu-system-x86_64"
+
+// The guests' shapes.
+const (
+	startMemory   = "128M"
+	restoreMemory = "2G"
+	rateVMs       = 50
+	rateParallel  = 8
+	pssVMs        = 10
+)
+
+// restoreLine is what tern logs on a restored guest's first KVM_RUN.
+const restoreLine = "first KVM_RUN after restore"
+
+type bench struct {
+	ps     *procs
+	dir    string
+	tern   string
+	hello  string
+	halt   string
+	qemu   bool // QEMU is installed
+	failed bool
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	runs := flag.Int("runs", 20, "interleaved runs of start (and of restore, a quarter of them, at least 3)")
+	ternBin := flag.String("tern", "", "the tern binary (default: build ./cmd/tern into the temporary directory)")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up on the whole bench after this")
+	flag.Parse()
+	if *runs < 1 {
+		fmt.Println("BENCH-ERROR startbench: -runs must be at least 1")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	b := &bench{ps: &procs{}}
+	dir, err := os.MkdirTemp("", "tern-startbench-")
+	if err != nil {
+		fmt.Println("BENCH-ERROR startbench: temporary directory:", err)
+		return 1
+	}
+	// Deferred last-in-first-out: processes stop before their files go.
+	defer os.RemoveAll(dir)
+	defer b.ps.stopAll()
+	b.dir = dir
+
+	be := kvm.DetectBackend("/dev/kvm")
+	fmt.Printf("BENCH startbench on this machine's own /dev/kvm: backend=%q cpu=%q cpus=%d date=%s\n",
+		be.String(), cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	if be.Kind == kvm.BackendAbsent {
+		fmt.Println("BENCH-ERROR startbench: no /dev/kvm: " + be.Detail)
+		return 1
+	}
+	if err := b.prepare(ctx, *ternBin); err != nil {
+		fmt.Println("BENCH-ERROR startbench: " + oneLine(err))
+		return 1
+	}
+	b.start(ctx, *runs)
+	b.rate(ctx, 1)
+	b.rate(ctx, rateParallel)
+	b.idlePSS(ctx)
+	b.restore(ctx, max(3, *runs/4))
+	if b.failed {
+		return 1
+	}
+	return 0
+}
+
+func (b *bench) prepare(ctx context.Context, ternBin string) error {
+	_, err := exec.LookPath(qemuBinary)
+	b.qemu = err == nil
+	if ternBin == "" {
+		ternBin = filepath.Join(b.dir, "tern")
+		bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		goTool := os.Getenv("GO")
+		if goTool == "" {
+			goTool = "go"
+		}
+		cmd := exec.CommandContext(bctx, goTool, "build", "-o", ternBin, "github.com/ternvm/tern/cmd/tern")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build tern: %w: %s", err, out)
+		}
+	}
+	if b.tern, err = filepath.Abs(ternBin); err != nil {
+		return err
+	}
+	if b.hello, err = tinyguest.BuildHello(b.dir); err != nil {
+		return fmt.Errorf("build the hello guest: %w", err)
+	}
+	if b.halt, err = tinyguest.BuildHalt(b.dir); err != nil {
+		return fmt.Errorf("build the halt guest: %w", err)
+	}
+	return nil
+}
+
+func (b *bench) fail(part string, err error) {
+	b.failed = true
+	fmt.Printf("BENCH-ERROR %s: %s\n", part, oneLine(err))
+}
+
+// qemuArgs is QEMU's microvm the way TESTHOST.md found works on this
+// /dev/kvm (-cpu host minus arch-capabilities, which the PVM-backed KVM
+// refuses), with nothing but microvm's own serial port.
+func qemuArgs(kernel, memory, serial string) []string {
+	return []string{qemuBinary,
+		"-M", "microvm", "-enable-kvm", "-cpu", "host,-arch-capabilities",
+		"-m", memory, "-smp", "1",
+		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+		"-serial", serial, "-kernel", kernel,
+	}
+}
+
+// firstByte starts argv with its stdout on a pipe and returns the time
+// from just before fork/exec to the first byte read, after checking the
+// whole hello line arrives. The process is stopped before it returns.
+func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time.Duration, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Close()
+	began := time.Now()
+	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), pw, argv...)
+	pw.Close()
+	if err != nil {
+		return 0, err
+	}
+	defer p.stop()
+	pr.SetReadDeadline(time.Now().Add(10 * time.Second))
+	one := make([]byte, 1)
+	if _, err := io.ReadFull(pr, one); err != nil {
+		return 0, p.failed(fmt.Errorf("read the console's first byte: %w", err))
+	}
+	took := time.Since(began)
+	var out bytes.Buffer
+	out.Write(one)
+	buf := make([]byte, 256)
+	for !strings.Contains(out.String(), tinyguest.HelloLine) {
+		n, err := pr.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			return 0, p.failed(fmt.Errorf("console %q lacks %q: %w", out.String(), tinyguest.HelloLine, err))
+		}
+	}
+	return took, nil
+}
+
+// start measures exec -> first console byte, tern and QEMU in turn.
+func (b *bench) start(ctx context.Context, runs int) {
+	const part = "start"
+	fmt.Printf("startbench: %s: hello guest, %s RAM, exec to first console byte on a pipe; %d interleaved runs\n", part, startMemory, runs)
+	var tern, qemu []time.Duration
+	var ternErr, qemuErr error
+	for i := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		if ternErr == nil {
+			d, err := b.firstByte(ctx, fmt.Sprintf("start-tern-%d", i), []string{b.tern, "run",
+				"--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", "stdio"})
+			if err != nil {
+				ternErr = err
+			} else {
+				tern = append(tern, d)
+			}
+		}
+		if b.qemu && qemuErr == nil {
+			d, err := b.firstByte(ctx, fmt.Sprintf("start-qemu-%d", i), qemuArgs(b.hello, startMemory, "stdio"))
+			if err != nil {
+				qemuErr = err
+			} else {
+				qemu = append(qemu, d)
+			}
+		}
+	}
+	report := func(who string, ds []time.Duration, err error) {
+		if err != nil {
+			b.fail(part+" "+who, err)
+		}
+		if len(ds) > 0 {
+			mn, med := minMedian(ds)
+			fmt.Printf("BENCH %s %s runs=%d first-byte-ms=%s first-byte-ms-min=%s\n", part, who, len(ds), ms(med), ms(mn))
+		}
+	}
+	report("tern", tern, ternErr)
+	if b.qemu {
+		report("qemu", qemu, qemuErr)
+	} else {
+		fmt.Printf("BENCH %s qemu n/a (%s not installed)\n", part, qemuBinary)
+	}
+}
+
+// rate starts rateVMs hello guests, parallel at a time, each run to its
+// poweroff with its console in a file that must hold the hello line.
+func (b *bench) rate(ctx context.Context, parallel int) {
+	part := fmt.Sprintf("rate-%dx%d", rateVMs, parallel)
+	fmt.Printf("startbench: %s: %d tern hello guests (%s) started and run to poweroff, %d at a time\n", part, rateVMs, startMemory, parallel)
+	jobs := make(chan int)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if err := b.runHello(ctx, fmt.Sprintf("%s-%d", part, i)); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range rateVMs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	took := time.Since(began)
+	if len(errs) > 0 {
+		b.fail(part, fmt.Errorf("%d of %d guests failed; first: %w", len(errs), rateVMs, errs[0]))
+		return
+	}
+	fmt.Printf("BENCH %s tern vms=%d ok=%d wall-ms=%s vms-per-s=%.1f\n", part, rateVMs, rateVMs, ms(took), float64(rateVMs)/took.Seconds())
+}
+
+func (b *bench) runHello(ctx context.Context, name string) error {
+	con := filepath.Join(b.dir, name+".console")
+	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
+		"--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", con)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.wait(ctx, 20*time.Second); err != nil {
+		return p.failed(err)
+	}
+	got, _ := os.ReadFile(con)
+	if !bytes.Contains(got, []byte(tinyguest.HelloLine)) {
+		return p.failed(fmt.Errorf("%s's console %q lacks %q", name, got, tinyguest.HelloLine))
+	}
+	os.Remove(con)
+	os.Remove(p.log)
+	return nil
+}
+
+// idlePSS runs pssVMs halt guests of one monitor at once and reads each
+// one's PSS once all are idle.
+func (b *bench) idlePSS(ctx context.Context) {
+	const part = "idle-pss"
+	fmt.Printf("startbench: %s: %d halt guests (%s) at once per monitor, PSS per VM once all print their line\n", part, pssVMs, startMemory)
+	measure := func(who string, argv func(console string) []string) {
+		var ps []*proc
+		defer func() {
+			for _, p := range ps {
+				p.stop()
+			}
+		}()
+		var cons []string
+		for i := range pssVMs {
+			name := fmt.Sprintf("%s-%s-%d", part, who, i)
+			con := filepath.Join(b.dir, name+".console")
+			p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, argv(con)...)
+			if err != nil {
+				b.fail(part+" "+who, err)
+				return
+			}
+			ps, cons = append(ps, p), append(cons, con)
+		}
+		for i, p := range ps {
+			if err := waitFile(ctx, p, cons[i], "its halt line", 20*time.Second, func(b []byte) bool {
+				return bytes.Contains(b, []byte(tinyguest.HaltLine))
+			}); err != nil {
+				b.fail(part+" "+who, err)
+				return
+			}
+		}
+		// Let start-up's transient allocations settle.
+		time.Sleep(500 * time.Millisecond)
+		var kib []int
+		for _, p := range ps {
+			k, err := pssKiB(p.cmd.Process.Pid)
+			if err != nil {
+				b.fail(part+" "+who, err)
+				return
+			}
+			kib = append(kib, k)
+		}
+		slices.Sort(kib)
+		sum := 0
+		for _, k := range kib {
+			sum += k
+		}
+		fmt.Printf("BENCH %s %s vms=%d pss-kib=%d pss-kib-min=%d pss-kib-mean=%d\n", part, who, len(kib), kib[len(kib)/2], kib[0], sum/len(kib))
+	}
+	measure("tern", func(con string) []string {
+		return []string{b.tern, "run", "--kernel", b.halt, "--pvh", "--memory", startMemory, "--console", con}
+	})
+	if b.qemu {
+		measure("qemu", func(con string) []string { return qemuArgs(b.halt, startMemory, "file:"+con) })
+	}
+}
+
+// pssKiB is the process's proportional set size.
+func pssKiB(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", pid)
+}
+
+var sinceRequest = regexp.MustCompile(`since_request="?([^" ]+)`)
+
+// restore snapshots a 2 GiB halt guest once, then restores it runs times.
+func (b *bench) restore(ctx context.Context, runs int) {
+	const part = "restore"
+	fmt.Printf("startbench: %s: halt guest in %s RAM, snapshot on this disk (page cache warm); exec of `tern snapshot restore` to first KVM_RUN; %d runs\n", part, restoreMemory, runs)
+	snap := filepath.Join(b.dir, "snap")
+	if err := b.snapshot(ctx, snap); err != nil {
+		b.fail(part+" tern snapshot", err)
+		return
+	}
+	var logged, outside []time.Duration
+	for i := range runs {
+		l, o, err := b.restoreOnce(ctx, fmt.Sprintf("%s-%d", part, i), snap)
+		if err != nil {
+			b.fail(part+" tern", err)
+			break
+		}
+		logged, outside = append(logged, l), append(outside, o)
+	}
+	if len(logged) > 0 {
+		lmin, lmed := minMedian(logged)
+		omin, omed := minMedian(outside)
+		fmt.Printf("BENCH %s tern runs=%d first-kvm-run-ms=%s first-kvm-run-ms-min=%s seen-ms=%s seen-ms-min=%s\n",
+			part, len(logged), ms(lmed), ms(lmin), ms(omed), ms(omin))
+	}
+	fmt.Printf("BENCH %s qemu n/a (QEMU shows no first KVM_RUN; its incoming migration from a file is another measure)\n", part)
+}
+
+func (b *bench) snapshot(ctx context.Context, snap string) error {
+	name := "restore-src"
+	con := filepath.Join(b.dir, name+".console")
+	sock := filepath.Join(b.dir, name+".sock")
+	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
+		"--kernel", b.halt, "--pvh", "--memory", restoreMemory, "--console", con, "--api-socket", sock)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := waitFile(ctx, p, con, "its halt line", 20*time.Second, func(b []byte) bool {
+		return bytes.Contains(b, []byte(tinyguest.HaltLine))
+	}); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(sctx, b.tern, "snapshot", "create", "--api-socket", sock, "--dir", snap).CombinedOutput()
+	if err != nil {
+		return p.failed(fmt.Errorf("tern snapshot create: %w: %s", err, out))
+	}
+	return nil
+}
+
+// restoreOnce restores snap and returns tern's own since_request figure
+// and the time until the bench read that log line.
+func (b *bench) restoreOnce(ctx context.Context, name, snap string) (time.Duration, time.Duration, error) {
+	began := time.Now()
+	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "--log-level", "debug",
+		"snapshot", "restore", "--dir", snap, "--console", "none", "--trust-snapshot-paths")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer p.stop()
+	var line string
+	err = poll(ctx, "the "+restoreLine+" log line", 20*time.Second, time.Millisecond, func() (bool, error) {
+		raw, _ := os.ReadFile(p.log)
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.Contains(l, restoreLine) {
+				line = l
+				return true, nil
+			}
+		}
+		if p.exited() {
+			return false, errors.New("it exited first")
+		}
+		return false, nil
+	})
+	seen := time.Since(began)
+	if err != nil {
+		return 0, 0, p.failed(err)
+	}
+	m := sinceRequest.FindStringSubmatch(line)
+	if m == nil {
+		return 0, 0, p.failed(fmt.Errorf("no since_request in %q", line))
+	}
+	d, err := time.ParseDuration(m[1])
+	if err != nil {
+		return 0, 0, p.failed(fmt.Errorf("since_request in %q: %w", line, err))
+	}
+	return d, seen, nil
+}
+
+// waitFile waits until the file at path satisfies cond while p runs.
+func waitFile(ctx context.Context, p *proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
+	err := poll(ctx, what, limit, 10*time.Millisecond, func() (bool, error) {
+		raw, err := os.ReadFile(path)
+		if err == nil && cond(raw) {
+			return true, nil
+		}
+		if p.exited() {
+			return false, fmt.Errorf("%s exited while waiting for %s", p.name, what)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return p.failed(err)
+	}
+	return nil
+}
+
+func minMedian(ds []time.Duration) (time.Duration, time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[0], s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
+
+func cpuModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
