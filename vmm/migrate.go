@@ -420,6 +420,10 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	if err := v.registerMemory(); err != nil {
 		return nil, err
 	}
+	// After the memory, as in New (see createIRQChips).
+	if err := v.createIRQChips(); err != nil {
+		return nil, err
+	}
 	v.log.WithFields(logrus.Fields{"cpus": c.CPUs, "memory-bytes": c.MemoryBytes}).Info("incoming migration accepted")
 	var out [][]byte
 	for _, r := range v.mem.Regions() {

@@ -367,6 +367,10 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		return nil, err
 	}
 	mark("memory")
+	if err := v.createIRQChips(); err != nil {
+		return nil, err
+	}
+	mark("irqchip")
 	if err := v.loadState(ls, called); err != nil {
 		return nil, err
 	}
