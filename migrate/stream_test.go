@@ -216,7 +216,7 @@ func rawHeader(t msgType, length, seq uint32) []byte {
 	h[0] = byte(t)
 	binary.LittleEndian.PutUint32(h[4:], length)
 	binary.LittleEndian.PutUint32(h[8:], seq)
-	binary.LittleEndian.PutUint32(h[12:], crc32.Checksum(h[:12], castagnoli))
+	binary.LittleEndian.PutUint32(h[12:], crc32.Checksum(h[:12], castagnolis()))
 	return h
 }
 
@@ -276,12 +276,12 @@ func fixFraming(in []byte) []byte {
 	s := out[min(len(out), preambleSize):]
 	for seq := uint32(0); len(s) >= headerSize; seq++ {
 		binary.LittleEndian.PutUint32(s[8:], seq)
-		binary.LittleEndian.PutUint32(s[12:], crc32.Checksum(s[:12], castagnoli))
+		binary.LittleEndian.PutUint32(s[12:], crc32.Checksum(s[:12], castagnolis()))
 		n := int(binary.LittleEndian.Uint32(s[4:]))
 		if n > len(s)-headerSize-trailerSize {
 			break
 		}
-		binary.LittleEndian.PutUint32(s[headerSize+n:], crc32.Checksum(s[headerSize:headerSize+n], castagnoli))
+		binary.LittleEndian.PutUint32(s[headerSize+n:], crc32.Checksum(s[headerSize:headerSize+n], castagnolis()))
 		s = s[headerSize+n+trailerSize:]
 	}
 	return out
