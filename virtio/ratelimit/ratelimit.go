@@ -290,8 +290,12 @@ func (l *Limiter) Config() Config {
 	return clone(l.cfg)
 }
 
-// Changed returns a channel that is closed at the next Update.
+// Changed returns a channel that is closed at the next Update (never, for
+// a nil Limiter).
 func (l *Limiter) Changed() <-chan struct{} {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.changed
