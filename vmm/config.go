@@ -16,6 +16,7 @@ import (
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
+	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/vsock"
 	"github.com/ternvm/tern/vmm/memory"
 )
@@ -55,6 +56,9 @@ type Config struct {
 
 	// RNG adds a virtio entropy device fed from the host's getrandom.
 	RNG bool
+	// RNGRateLimit, if set, limits the entropy device's random bytes
+	// (Bandwidth) and requests (Ops); it needs RNG.
+	RNGRateLimit *ratelimit.Config
 	// Disks are virtio-blk devices, in order (the guest sees vda, vdb...).
 	Disks []DiskConfig
 	// Nets are virtio-net devices on TAP interfaces.
@@ -239,6 +243,14 @@ func (c Config) validateDevices() error {
 			return fmt.Errorf("net %d: TAP %s is already used by net %d", i, n.TAP, j)
 		}
 		taps[n.TAP] = i
+	}
+	if c.RNGRateLimit != nil {
+		if !c.RNG {
+			return errors.New("an entropy device rate limit without an entropy device")
+		}
+		if err := c.RNGRateLimit.Validate(); err != nil {
+			return fmt.Errorf("rng: %w", err)
+		}
 	}
 	if c.Vsock != nil {
 		if err := c.Vsock.Validate(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
+	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/rng"
 	"github.com/ternvm/tern/virtio/vsock"
 	"github.com/ternvm/tern/vmm/api"
@@ -18,25 +19,30 @@ import (
 // the same configuration.
 func (p *platform) addConfiguredVirtio() error {
 	cfg := p.vm.cfg
-	for i, d := range orderedDisks(cfg.Disks) {
+	for i, k := range diskOrder(cfg.Disks) {
+		d := cfg.Disks[k]
 		dev, err := block.New(d.Config)
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Path, err)
 		}
-		if err := p.addVirtio(fmt.Sprintf("disk%d", i), dev, dev.Close); err != nil {
+		name := fmt.Sprintf("disk%d", i)
+		if err := p.addVirtio(name, dev, dev.Close); err != nil {
 			dev.Close()
 			return err
 		}
+		p.limits.disks = append(p.limits.disks, limitedDisk{name: name, index: k, dev: dev})
 	}
 	for i, n := range cfg.Nets {
 		dev, err := virtionet.New(n)
 		if err != nil {
 			return fmt.Errorf("net %s: %w", n.TAP, err)
 		}
-		if err := p.addVirtio(fmt.Sprintf("net%d", i), dev, dev.Close); err != nil {
+		name := fmt.Sprintf("net%d", i)
+		if err := p.addVirtio(name, dev, dev.Close); err != nil {
 			dev.Close()
 			return err
 		}
+		p.limits.nets = append(p.limits.nets, limitedNet{name: name, index: i, dev: dev})
 	}
 	if cfg.Vsock != nil {
 		dev, err := vsock.New(*cfg.Vsock)
@@ -59,21 +65,39 @@ func (p *platform) addConfiguredVirtio() error {
 		p.balloon = dev
 	}
 	if cfg.RNG {
-		if err := p.addVirtio("rng", rng.New(), nil); err != nil {
+		var rl ratelimit.Config
+		if cfg.RNGRateLimit != nil {
+			rl = *cfg.RNGRateLimit
+		}
+		dev := rng.NewLimited(rl)
+		if err := p.addVirtio("rng", dev, nil); err != nil {
 			return err
 		}
+		p.limits.rng = dev
 	}
 	return nil
 }
 
 // orderedDisks puts the root disk first, keeping the others in order.
 func orderedDisks(disks []DiskConfig) []DiskConfig {
-	out := slices.Clone(disks)
-	slices.SortStableFunc(out, func(a, b DiskConfig) int {
+	out := make([]DiskConfig, 0, len(disks))
+	for _, k := range diskOrder(disks) {
+		out = append(out, disks[k])
+	}
+	return out
+}
+
+// diskOrder is orderedDisks as indexes into disks.
+func diskOrder(disks []DiskConfig) []int {
+	out := make([]int, len(disks))
+	for i := range out {
+		out[i] = i
+	}
+	slices.SortStableFunc(out, func(a, b int) int {
 		switch {
-		case a.Root && !b.Root:
+		case disks[a].Root && !disks[b].Root:
 			return -1
-		case b.Root && !a.Root:
+		case disks[b].Root && !disks[a].Root:
 			return 1
 		}
 		return 0

@@ -29,6 +29,7 @@ type platform struct {
 	irqs     []*irqLine
 	virtio   []*virtioSlot
 	balloon  *balloon.Device
+	limits   rateLimited // the devices whose rate limits can change
 	firstRun sync.Once
 
 	// unhandled remembers the latest unhandled addresses, to log each

@@ -212,7 +212,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 	c := ls.cfg
 	cfg := Config{
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
-		RNG: c.RNG, Balloon: c.Balloon,
+		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Balloon: c.Balloon,
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
 		Logger: opts.Logger, Started: opts.Started,
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/mmio"
 	virtionet "github.com/ternvm/tern/virtio/net"
+	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/vsock"
 )
 
@@ -31,6 +32,7 @@ type snapshotConfig struct {
 	Cmdline         string // as the guest booted with it, for the record
 	KernelPath      string // for the record: a restore loads no kernel
 	RNG             bool
+	RNGRateLimit    *ratelimit.Config `json:",omitempty"`
 	Disks           []DiskConfig
 	Nets            []virtionet.Config
 	Vsock           *vsock.Config
@@ -235,10 +237,12 @@ func (v *VM) captureState() (*snapshot.State, error) {
 }
 
 func (v *VM) snapshotConfig() snapshotConfig {
-	c := v.cfg
+	// The rate limits are saved as they are now, changes through the
+	// API included.
+	c := v.plat.liveLimits(v.cfg)
 	return snapshotConfig{
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
-		RNG: c.RNG, Disks: c.Disks, Nets: c.Nets, Vsock: c.Vsock, Balloon: c.Balloon,
+		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Disks: c.Disks, Nets: c.Nets, Vsock: c.Vsock, Balloon: c.Balloon,
 		TrackDirtyPages: v.dirtyLog, HostCPUID: v.cpuid,
 	}
 }

@@ -56,9 +56,11 @@ func parseBool(flag, key, v string) (bool, error) {
 	return false, fmt.Errorf("--%s: %s=%q is not on/off", flag, key, v)
 }
 
-// parseDisk reads --disk path=FILE[,ro=on][,id=SERIAL][,root=on].
+// parseDisk reads --disk path=FILE[,ro=on][,id=SERIAL][,root=on] with
+// optional rate limits: bw=SIZE (bytes per second), iops=N, their
+// one-time bursts bw_burst=SIZE and iops_burst=N, and refill=DURATION.
 func parseDisk(spec string) (vmm.DiskConfig, error) {
-	kv, err := parseKV("disk", spec, "path", "ro", "id", "root")
+	kv, err := parseKV("disk", spec, append([]string{"path", "ro", "id", "root", "refill"}, limitKeys("", "iops")...)...)
 	if err != nil {
 		return vmm.DiskConfig{}, err
 	}
@@ -72,12 +74,26 @@ func parseDisk(spec string) (vmm.DiskConfig, error) {
 	if d.Root, err = parseBool("disk", "root", kv["root"]); err != nil {
 		return d, err
 	}
+	refill, err := parseRefill("disk", kv)
+	if err != nil {
+		return d, err
+	}
+	if d.RateLimit, err = parseLimit("disk", kv, "", "iops", refill); err != nil {
+		return d, err
+	}
+	if _, ok := kv["refill"]; ok && d.RateLimit == nil {
+		return d, fmt.Errorf("--disk: refill= without bw= or iops=")
+	}
 	return d, nil
 }
 
-// parseNet reads --net tap=NAME[,mac=MAC][,bridge=BRIDGE].
+// parseNet reads --net tap=NAME[,mac=MAC][,bridge=BRIDGE] with optional
+// rate limits for each direction (rx: to the guest, tx: from it):
+// rx_bw=SIZE and tx_bw=SIZE (bytes per second), rx_pps=N and tx_pps=N
+// (frames per second), their _burst variants, and refill=DURATION.
 func parseNet(spec string) (virtionet.Config, error) {
-	kv, err := parseKV("net", spec, "tap", "mac", "bridge")
+	keys := append([]string{"tap", "mac", "bridge", "refill"}, limitKeys("rx_", "pps")...)
+	kv, err := parseKV("net", spec, append(keys, limitKeys("tx_", "pps")...)...)
 	if err != nil {
 		return virtionet.Config{}, err
 	}
@@ -91,6 +107,19 @@ func parseNet(spec string) (virtionet.Config, error) {
 			return n, fmt.Errorf("--net: mac=%q is not a MAC address like 02:00:00:00:00:01", m)
 		}
 		n.MAC = mac
+	}
+	refill, err := parseRefill("net", kv)
+	if err != nil {
+		return n, err
+	}
+	if n.RxRateLimit, err = parseLimit("net", kv, "rx_", "pps", refill); err != nil {
+		return n, err
+	}
+	if n.TxRateLimit, err = parseLimit("net", kv, "tx_", "pps", refill); err != nil {
+		return n, err
+	}
+	if _, ok := kv["refill"]; ok && n.RxRateLimit == nil && n.TxRateLimit == nil {
+		return n, fmt.Errorf("--net: refill= without a rate limit")
 	}
 	return n, nil
 }

@@ -11,7 +11,8 @@ import (
 // to the same value.
 func FuzzDevSpec(f *testing.F) {
 	for _, s := range []string{
-		"path=/d.img", "path=/d.img,ro=on,id=vda,root=yes", "path=", "path=a,path=b", "ro=on", "path=x,bogus=1",
+		"path=/d.img", "path=/d.img,ro=on,id=vda,root=yes", "path=/d.img,bw=10M,iops=100,bw_burst=1G,refill=10ms",
+		"tap=t,rx_bw=1M,tx_pps=10,rx_pps_burst=5,rx_pps=1", "path=x,iops=18446744073709551615", "path=", "path=a,path=b", "ro=on", "path=x,bogus=1",
 		"tap=tap0", "tap=tap0,mac=02:00:00:00:00:01,bridge=br0", "tap=t,mac=00:00:5e:00:53:01:00:00", "mac=zz",
 		"cid=3,socket=/v.sock", "cid=-1,socket=x", "cid=18446744073709551616,socket=x",
 		"size=256M,deflate_on_oom=on,stats=5s", "size=0", "size=1G,stats=-1s", "size=1025K", "size=2048T", "",
@@ -30,6 +31,12 @@ func FuzzDevSpec(f *testing.F) {
 			if d.Path == "" || strings.Contains(d.Path, ",") || strings.Contains(d.ID, ",") {
 				t.Fatalf("%q gave %+v", spec, d)
 			}
+			if l := d.RateLimit; l != nil && (!l.Enabled() || l.Validate() != nil) {
+				t.Fatalf("%q gave limits %+v", spec, l)
+			}
+			// The limits are checked by TestRateLimitSpecs; the
+			// round trip covers the rest.
+			d.RateLimit = nil
 			again, err := parseDisk(fmt.Sprintf("path=%s,id=%s,ro=%t,root=%t", d.Path, d.ID, d.ReadOnly, d.Root))
 			if err != nil || again != d {
 				t.Fatalf("%q gave %+v; written back: %+v, %v", spec, d, again, err)

@@ -25,12 +25,13 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "cpus", Value: vmm.DefaultCPUs, Usage: "number of vCPUs"},
 			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
 			consoleFlag(), consoleRawFlag(),
-			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on] (repeatable)"},
-			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE] (repeatable; the TAP is created if missing)"},
+			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on][,bw=SIZE][,iops=N][,bw_burst=SIZE][,iops_burst=N][,refill=DURATION] (repeatable; bw is bytes per second)"},
+			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE][,rx_bw=SIZE][,tx_bw=SIZE][,rx_pps=N][,tx_pps=N][,{rx,tx}_{bw,pps}_burst=..][,refill=DURATION] (repeatable; the TAP is created if missing)"},
 			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
 			&cli.StringFlag{Name: "balloon", Usage: "virtio-balloon: size=SIZE[,deflate_on_oom=on][,stats=DURATION] (size is the initial target)"},
 			&cli.StringFlag{Name: "api-socket", Usage: "serve the VM's HTTP API on this Unix socket (see tern balloon)"},
 			&cli.BoolFlag{Name: "rng", Usage: "add a virtio entropy device fed from the host's getrandom"},
+			&cli.StringFlag{Name: "rng-bw", Usage: "limit the entropy device to SIZE random bytes per second, e.g. 1M (implies --rng)"},
 			&cli.BoolFlag{Name: "track-dirty-pages", Usage: "log the pages the guest writes, for diff snapshots (tern snapshot create --diff)"},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
@@ -61,6 +62,12 @@ func runAction(c *cli.Context) error {
 		TrackDirtyPages: c.Bool("track-dirty-pages"),
 		Logger:          logger,
 		Started:         started,
+	}
+	if s := c.String("rng-bw"); s != "" {
+		if cfg.RNGRateLimit, err = parseRNGLimit(s); err != nil {
+			return err
+		}
+		cfg.RNG = true
 	}
 	for _, spec := range c.StringSlice("disk") {
 		d, err := parseDisk(spec)

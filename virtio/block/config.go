@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/ternvm/tern/internal/safefile"
+	"github.com/ternvm/tern/virtio/ratelimit"
 )
 
 // Config describes one disk.
@@ -20,6 +21,10 @@ type Config struct {
 	// ID is the serial the guest reads with GET_ID: at most IDLen bytes
 	// of printable ASCII.
 	ID string
+	// RateLimit, if set, limits the disk's bandwidth (data bytes of
+	// each request) and operations (requests); Device.RateLimiter
+	// changes it at run time.
+	RateLimit *ratelimit.Config `json:",omitempty"`
 }
 
 // ErrBadConfig is wrapped by every error New returns for a Config or an
@@ -37,6 +42,11 @@ func (c Config) Validate() error {
 	for i := 0; i < len(c.ID); i++ {
 		if b := c.ID[i]; b < 0x20 || b > 0x7e {
 			return fmt.Errorf("%w: serial %q has byte %#x at %d, not printable ASCII", ErrBadConfig, c.ID, b, i)
+		}
+	}
+	if c.RateLimit != nil {
+		if err := c.RateLimit.Validate(); err != nil {
+			return fmt.Errorf("%w: rate limiter: %w", ErrBadConfig, err)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/ternvm/tern/virtio"
+	"github.com/ternvm/tern/virtio/ratelimit"
 )
 
 // Device is a virtio block device over one image. It implements
@@ -16,6 +17,9 @@ type Device struct {
 	config   [configSize]byte
 	disk     *disk
 	log      writeLog
+	// limiter exists even without limits, so that they can be set at
+	// run time; without any it costs one uncontended lock per request.
+	limiter *ratelimit.Limiter
 
 	mu     sync.Mutex
 	w      *worker // nil while inactive
@@ -48,8 +52,20 @@ func New(cfg Config) (*Device, error) {
 		capacity: capacity,
 		config:   configSpace(capacity, cfg.ReadOnly),
 		disk:     &disk{f: f},
+		limiter:  ratelimit.New(limits(cfg.RateLimit)),
 	}, nil
 }
+
+func limits(c *ratelimit.Config) ratelimit.Config {
+	if c == nil {
+		return ratelimit.Config{}
+	}
+	return *c
+}
+
+// RateLimiter is the disk's rate limiter, for changing its limits while
+// the device runs.
+func (d *Device) RateLimiter() *ratelimit.Limiter { return d.limiter }
 
 // Capacity is the disk's size in 512-byte sectors.
 func (d *Device) Capacity() uint64 { return d.capacity }

@@ -90,6 +90,7 @@ func (w *worker) drain() error {
 			if c == nil {
 				break
 			}
+			used = w.limit(c, used)
 			written, fatal := w.dev.serve(w.mem, c, w.acked)
 			if err := w.q.AddUsed(w.mem, c.Head, written); err != nil {
 				return w.fail(used, err)
@@ -110,6 +111,32 @@ func (w *worker) drain() error {
 			return w.interrupt(used)
 		}
 	}
+}
+
+// limit holds the request in c until the rate limiter lets it go. The
+// requests completed so far are signalled before a wait, so that the
+// driver does not wait for them too. A stop ends the wait, and the
+// request is served anyway: it left the ring, and a pause must not lose
+// it (one request past the limit is the lesser harm). It returns the
+// completed requests not yet signalled.
+func (w *worker) limit(c *virtio.Chain, used int) int {
+	bytes, ops := requestCost(c), uint64(1)
+	if w.dev.limiter.Consume(bytes, ops) == 0 {
+		return used
+	}
+	// An error here means a broken used ring, which the next AddUsed
+	// meets and reports.
+	_ = w.interrupt(used)
+	w.dev.limiter.Wait(w.stop, bytes, ops)
+	return 0
+}
+
+// requestCost is the data the request in c carries, in bytes: what the
+// chain holds besides the header and the status byte. It is known
+// without reading guest memory, before the request is parsed.
+func requestCost(c *virtio.Chain) uint64 {
+	r, wr := uint64(c.ReadableLen()), uint64(c.WritableLen())
+	return r - min(r, headerLen) + wr - min(wr, statusLen)
 }
 
 // fail returns err after telling the driver about the requests already

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"unicode"
+
+	"github.com/ternvm/tern/virtio/ratelimit"
 )
 
 // Config says which TAP the device uses and what the guest sees.
@@ -20,6 +22,11 @@ type Config struct {
 	MAC net.HardwareAddr
 	// Bridge, when set, names an existing Linux bridge the TAP joins.
 	Bridge string
+	// RxRateLimit and TxRateLimit, if set, limit what the guest receives
+	// and sends: Bandwidth in frame bytes (the vnet header not counted),
+	// Ops in frames. Device.RateLimiters changes them at run time.
+	RxRateLimit *ratelimit.Config `json:",omitempty"`
+	TxRateLimit *ratelimit.Config `json:",omitempty"`
 }
 
 // Errors New returns for a configuration it cannot use; they are wrapped

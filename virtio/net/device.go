@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ternvm/tern/virtio"
+	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/vishvananda/netlink"
 )
 
@@ -43,6 +44,11 @@ type Device struct {
 
 	counters counters
 
+	// rxLimit and txLimit exist even without limits, so that limits can
+	// be set at run time; nil (in tests that build a bare Device)
+	// limits nothing.
+	rxLimit, txLimit *ratelimit.Limiter
+
 	mu     sync.Mutex // guards what follows
 	mac    net.HardwareAddr
 	acked  uint64
@@ -62,6 +68,17 @@ func (cfg Config) Validate() error {
 	if cfg.MAC != nil {
 		if err := validateMAC(cfg.MAC); err != nil {
 			return err
+		}
+	}
+	for _, l := range []struct {
+		name string
+		c    *ratelimit.Config
+	}{{"receive", cfg.RxRateLimit}, {"transmit", cfg.TxRateLimit}} {
+		if l.c == nil {
+			continue
+		}
+		if err := l.c.Validate(); err != nil {
+			return fmt.Errorf("%s rate limiter: %w", l.name, err)
 		}
 	}
 	return nil
@@ -103,12 +120,25 @@ func New(cfg Config) (*Device, error) {
 		tap:     tap,
 		created: !exists,
 		mac:     append(net.HardwareAddr(nil), mac...),
+		rxLimit: ratelimit.New(limits(cfg.RxRateLimit)),
+		txLimit: ratelimit.New(limits(cfg.TxRateLimit)),
 	}
 	for i := range d.kicks {
 		d.kicks[i] = make(chan struct{}, 1)
 	}
 	return d, nil
 }
+
+func limits(c *ratelimit.Config) ratelimit.Config {
+	if c == nil {
+		return ratelimit.Config{}
+	}
+	return *c
+}
+
+// RateLimiters are the receive and transmit limiters, for changing their
+// limits while the device runs.
+func (d *Device) RateLimiters() (rx, tx *ratelimit.Limiter) { return d.rxLimit, d.txLimit }
 
 // TAP is the name of the host interface.
 func (d *Device) TAP() string { return d.tapName }

@@ -39,6 +39,13 @@ func (d *Device) rxWorker(mem virtio.Memory, q *virtio.Queue, irq virtio.Interru
 			d.counters.rxDropped.Add(1)
 			continue
 		}
+		// A limited device holds the frame, and reads no more from the
+		// TAP, until the limiter lets it go; meanwhile the kernel's
+		// queue fills and drops, as on a slower link. A reset drops
+		// the frame held, as it would one waiting for buffers.
+		if !d.rxLimit.Wait(stop, uint64(n-headerLen), 1) {
+			return
+		}
 		for {
 			placed, err := r.place(frame)
 			if err != nil {

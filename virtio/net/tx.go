@@ -51,6 +51,17 @@ func (d *Device) txDrain(mem virtio.Memory, q *virtio.Queue, irq virtio.Interrup
 			if c == nil {
 				break
 			}
+			if n := uint64(c.ReadableLen()); d.txLimit.Consume(n-min(n, headerLen), 1) != 0 {
+				// Tell the driver of what went before waiting, so
+				// that it is not held up too. A stop ends the wait
+				// and the frame goes anyway: it left the ring, and a
+				// pause must not lose it.
+				if err := notify(mem, q, irq, done); err != nil {
+					return err
+				}
+				done = 0
+				d.txLimit.Wait(stop, n-min(n, headerLen), 1)
+			}
 			d.transmit(mem, c, acked, buf, w)
 			if err := q.AddUsed(mem, c.Head, 0); err != nil {
 				return err

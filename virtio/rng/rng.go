@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ternvm/tern/virtio"
+	"github.com/ternvm/tern/virtio/ratelimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +28,9 @@ const (
 )
 
 // Device is the entropy device. It processes requests on the goroutine
-// that delivers the queue notification.
+// that delivers the queue notification. A rate-limited request that must
+// wait is kept aside and served later from a timer, so that no
+// notification (nor the Resume that kicks the queues) is held up by it.
 type Device struct {
 	mu     sync.Mutex
 	active bool
@@ -35,10 +39,27 @@ type Device struct {
 	irq    virtio.Interrupt
 	// fill writes random bytes into p; getrandom by default.
 	fill func(p []byte) error
+
+	// limiter is nil in tests that build a bare Device: no limit.
+	limiter *ratelimit.Limiter
+	// pending is a request taken from the ring that the limiter holds
+	// back; waking, while set, ends the goroutine that will retry it.
+	pending *virtio.Chain
+	waking  chan struct{}
 }
 
-// New returns an inactive entropy device.
-func New() *Device { return &Device{fill: getrandom} }
+// New returns an inactive entropy device without a rate limit.
+func New() *Device { return NewLimited(ratelimit.Config{}) }
+
+// NewLimited returns an inactive entropy device whose random bytes
+// (Bandwidth) and requests (Ops) are limited by rl, which must be valid.
+func NewLimited(rl ratelimit.Config) *Device {
+	return &Device{fill: getrandom, limiter: ratelimit.New(rl)}
+}
+
+// RateLimiter is the device's limiter, for changing its limits while the
+// device runs.
+func (d *Device) RateLimiter() *ratelimit.Limiter { return d.limiter }
 
 func getrandom(p []byte) error {
 	for len(p) > 0 {
@@ -84,10 +105,28 @@ func (d *Device) Activate(mem virtio.Memory, queues []*virtio.Queue, irq virtio.
 	return nil
 }
 
-// Reset stops the device.
+// Reset stops the device. A request the rate limiter was holding is
+// served now: it left the ring, and a pause, which resets this device
+// with its queue kept, must not lose it.
 func (d *Device) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.waking != nil {
+		close(d.waking)
+		d.waking = nil
+	}
+	if c := d.pending; c != nil && d.active {
+		d.pending = nil
+		err := d.complete(c)
+		if err == nil {
+			err = d.interrupt()
+		}
+		if err != nil {
+			// The ring is broken; the reset under way is the remedy.
+			d.irq.NeedsReset(fmt.Errorf("entropy device: %w", err))
+		}
+	}
+	d.pending = nil
 	d.mem, d.queue, d.irq, d.active = nil, nil, nil, false
 }
 
@@ -101,11 +140,7 @@ func (d *Device) QueueNotify(index int) {
 	}
 	used, err := d.serve()
 	if used {
-		if notify, nerr := d.queue.NeedsNotification(d.mem); nerr != nil {
-			err = errors.Join(err, nerr)
-		} else if notify {
-			err = errors.Join(err, d.irq.Signal(virtio.InterruptUsedBuffer))
-		}
+		err = errors.Join(err, d.interrupt())
 	}
 	if err != nil {
 		d.active = false
@@ -113,10 +148,76 @@ func (d *Device) QueueNotify(index int) {
 	}
 }
 
-// serve completes available requests until the ring is empty, reporting
-// whether it used any buffer.
+// interrupt signals used buffers if the driver wants to hear of them.
+func (d *Device) interrupt() error {
+	notify, err := d.queue.NeedsNotification(d.mem)
+	if err != nil || !notify {
+		return err
+	}
+	return d.irq.Signal(virtio.InterruptUsedBuffer)
+}
+
+// complete fills the request in c and returns it to the driver.
+func (d *Device) complete(c *virtio.Chain) error {
+	n, err := d.fillChain(c)
+	if err != nil {
+		return err
+	}
+	return d.queue.AddUsed(d.mem, c.Head, n)
+}
+
+// admit reports whether the limiter lets the request in c go now; if not
+// it keeps c as pending and arranges to be notified when it may.
+func (d *Device) admit(c *virtio.Chain) bool {
+	cost := uint64(min(c.WritableLen(), MaxBytesPerRequest))
+	changed := d.limiter.Changed()
+	wait := d.limiter.Consume(cost, 1)
+	if wait == 0 {
+		return true
+	}
+	d.pending = c
+	if d.waking == nil {
+		d.waking = make(chan struct{})
+		go d.wakeAfter(wait, changed, d.waking)
+	}
+	return false
+}
+
+// wakeAfter serves the queue again after wait, or at once when the limits
+// change, unless stop (Reset) comes first.
+func (d *Device) wakeAfter(wait time.Duration, changed <-chan struct{}, stop chan struct{}) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return
+	case <-changed:
+	case <-t.C:
+	}
+	d.mu.Lock()
+	if d.waking != stop {
+		d.mu.Unlock()
+		return // a Reset came in between
+	}
+	d.waking = nil
+	d.mu.Unlock()
+	d.QueueNotify(0)
+}
+
+// serve completes available requests until the ring is empty or the rate
+// limiter holds one back, reporting whether it used any buffer.
 func (d *Device) serve() (used bool, err error) {
 	q, mem := d.queue, d.mem
+	if c := d.pending; c != nil {
+		if !d.admit(c) {
+			return false, nil
+		}
+		d.pending = nil
+		if err := d.complete(c); err != nil {
+			return false, err
+		}
+		used = true
+	}
 	for range maxRounds {
 		if err := q.DisableNotification(mem); err != nil {
 			return used, err
@@ -129,11 +230,12 @@ func (d *Device) serve() (used bool, err error) {
 			if c == nil {
 				break
 			}
-			n, err := d.fillChain(c)
-			if err != nil {
-				return used, err
+			if !d.admit(c) {
+				// Notifications stay off: the timer brings the
+				// device back, and it finds the ring then.
+				return used, nil
 			}
-			if err := q.AddUsed(mem, c.Head, n); err != nil {
+			if err := d.complete(c); err != nil {
 				return used, err
 			}
 			used = true

@@ -10,6 +10,14 @@
 //	GET   /migration           the migration's status (migrate.Status); with
 //	                           ?watch=1, one JSON line per change until it ends
 //	PUT   /migration/cancel    cancel it; the guest runs on here
+//	PATCH /drives/{id}         {"rate_limiter": RateLimiter}; id: the disk's id= or diskN (disk0 is vda)
+//	PATCH /network-interfaces/{id} {"rx_rate_limiter": RateLimiter, "tx_rate_limiter": RateLimiter};
+//	                           id: the TAP's name or netN
+//	PATCH /entropy             {"rate_limiter": RateLimiter}
+//
+// A RateLimiter is Firecracker's {"bandwidth": TokenBucket, "ops":
+// TokenBucket} with TokenBucket {"size": N, "one_time_burst": N,
+// "refill_time": MS}; a bucket left out is kept, one of size 0 removed.
 //
 // Errors answer 4xx with {"fault_message": "..."}.
 package api
@@ -45,6 +53,7 @@ type Controller interface {
 	StartMigration(req MigrationRequest) error
 	MigrationStatus() (migrate.Status, error)
 	CancelMigration() error
+	RateLimitController
 }
 
 // MigrationRequest is the body of PUT /migration/send.
@@ -179,6 +188,7 @@ func Handler(c Controller) http.Handler {
 		}
 		watchMigration(w, r, c, st)
 	})
+	rateLimitRoutes(mux, c)
 	// The mux answers unknown paths, wrong methods and unclean paths
 	// itself, in plain text or with a redirect; clients of a
 	// Firecracker-style API expect every failure as a JSON fault.

@@ -30,6 +30,7 @@ type fakeVM struct {
 	migReq    *MigrationRequest
 	migStates []migrate.Status // what MigrationStatus returns, one per call, the last repeated
 	cancelled bool
+	limits    *limitsSeen
 }
 
 func (f *fakeVM) StartMigration(req MigrationRequest) error {
