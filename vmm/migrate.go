@@ -14,13 +14,18 @@ import (
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/virtio/block"
-	"github.com/ternvm/tern/vmm/api"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
 // ErrNoMigration is returned when asking about or cancelling a migration
 // that never started.
-var ErrNoMigration = fmt.Errorf("no migration of this VM has been started: %w", api.ErrNotFound)
+var ErrNoMigration = fmt.Errorf("no migration of this VM has been started: %w", ErrNotFound)
+
+// ErrNotFound is wrapped by the errors for a device or a migration the VM
+// does not have (ErrNoBalloon, ErrNoDevice, ErrNoMigration), so that a
+// layer above (the HTTP API answers 404) tells them from bad requests with
+// one errors.Is.
+var ErrNotFound = errors.New("not found")
 
 // migrationConfig is the handshake's description of the VM: what the
 // destination checks before any page is copied.
