@@ -79,6 +79,12 @@ type Config struct {
 	// Logger receives the monitor's own log; nil means a logger that
 	// discards.
 	Logger logrus.FieldLogger
+	// OnEvent, if set, hears of the VM's lifecycle events (see Event), in
+	// order, on a goroutine of its own: it may block or call the VM's
+	// methods without stalling the guest. A slow OnEvent delays only
+	// later events; past a bound they are dropped (and logged), except
+	// the final EventStopped.
+	OnEvent func(Event)
 	// Started is when the monitor process started; boot-time and
 	// first-KVM_RUN figures are measured from it. Zero means when New ran.
 	Started time.Time

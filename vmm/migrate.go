@@ -74,6 +74,7 @@ func (v *VM) beginMigration() (*migrationSource, error) {
 		return nil, ErrMigrating
 	}
 	v.life.migrating = true
+	v.migratingNow.Store(true)
 	v.mig.mu.Lock()
 	v.mig.started, v.mig.active, v.mig.cancel = true, true, func() {}
 	v.mig.status = migrate.Status{Phase: migrate.PhaseSetup, TotalBytes: v.mem.Size()}
@@ -121,6 +122,7 @@ func (v *VM) endMigration(st migrate.Status, err error) {
 	v.mig.mu.Unlock()
 	v.lifeMu.Lock()
 	v.life.migrating = false
+	v.migratingNow.Store(false)
 	v.lifeMu.Unlock()
 	fields := logrus.Fields{"total-ms": fmt.Sprintf("%.1f", st.TotalTimeMS), "downtime-ms": fmt.Sprintf("%.2f", st.DowntimeMS), "sent-bytes": st.BytesTransferred, "rounds": st.Round}
 	switch {
@@ -335,6 +337,7 @@ type ReceiveOptions struct {
 	ConsoleInput io.Reader
 	KVMPath      string
 	Logger       logrus.FieldLogger
+	OnEvent      func(Event) // as Config.OnEvent
 	Started      time.Time
 }
 
@@ -394,12 +397,12 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	cfg, err := ls.config(RestoreOptions{
 		DiskPaths: o.DiskPaths, TAPs: o.TAPs, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
 		TrustSnapshotPaths: o.TrustSourcePaths,
-		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
+		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
 	}, "the incoming VM")
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	v := newVM(cfg)
 	d.v = v
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err

@@ -51,6 +51,7 @@ type RestoreOptions struct {
 	ConsoleInput io.Reader
 	KVMPath      string
 	Logger       logrus.FieldLogger
+	OnEvent      func(Event) // as Config.OnEvent
 	// Started is when the restore was asked for; restore latency is
 	// measured from it. Zero means when Restore ran.
 	Started time.Time
@@ -214,7 +215,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
 		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Balloon: c.Balloon,
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
-		Logger: opts.Logger, Started: opts.Started,
+		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started,
 	}
 	var unconfirmed []HostResource
 	confirm := func(o overrideSet, r HostResource) string {
@@ -339,7 +340,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	v := newVM(cfg)
 	defer func() {
 		if err != nil {
 			v.Close()
