@@ -79,6 +79,12 @@ type Config struct {
 	// Logger receives the monitor's own log; nil means a logger that
 	// discards.
 	Logger logrus.FieldLogger
+	// OnEvent, if set, hears of the VM's lifecycle events (see Event), in
+	// order, on a goroutine of its own: it may block or call the VM's
+	// methods without stalling the guest. A slow OnEvent delays only
+	// later events; past a bound they are dropped (and logged), except
+	// the final EventStopped.
+	OnEvent func(Event)
 	// Started is when the monitor process started; boot-time and
 	// first-KVM_RUN figures are measured from it. Zero means when New ran.
 	Started time.Time
@@ -128,21 +134,23 @@ var ErrInvalidConfig = errors.New("invalid configuration")
 // and that the files exist and are readable.
 func (c Config) Validate() error {
 	c = c.withDefaults()
+	// format may wrap causes with %w: a caller's errors.Is must reach
+	// fs.ErrNotExist for a missing file, or boot's format errors.
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
 	}
 	if c.KernelPath == "" {
 		return bad("no kernel given")
 	}
 	if err := readable(c.KernelPath); err != nil {
-		return bad("kernel: %v", err)
+		return bad("kernel: %w", err)
 	}
 	if err := probeKernel(c.KernelPath); err != nil {
-		return bad("kernel %s: %v", c.KernelPath, err)
+		return bad("kernel %s: %w", c.KernelPath, err)
 	}
 	if c.InitrdPath != "" {
 		if err := readable(c.InitrdPath); err != nil {
-			return bad("initrd: %v", err)
+			return bad("initrd: %w", err)
 		}
 	}
 	if c.CPUs < 1 || c.CPUs > boot.MaxVCPUs {
@@ -159,7 +167,7 @@ func (c Config) Validate() error {
 		return bad("guest memory of %d bytes is not a multiple of %d bytes", c.MemoryBytes, align)
 	}
 	if err := c.validateDevices(); err != nil {
-		return bad("%v", err)
+		return bad("%w", err)
 	}
 	if len(c.Cmdline)+1 > boot.CmdlineMaxSize {
 		return bad("kernel command line is %d bytes; at most %d fit", len(c.Cmdline), boot.CmdlineMaxSize-1)

@@ -7,7 +7,6 @@ import (
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/rng"
-	"github.com/ternvm/tern/vmm/api"
 )
 
 // rateLimited holds the devices whose rate limits the API may change,
@@ -66,7 +65,7 @@ func current(l *ratelimit.Limiter) *ratelimit.Config {
 
 // ErrNoDevice is wrapped by the rate-limit requests for a device the VM
 // does not have.
-var ErrNoDevice = fmt.Errorf("no such device: %w", api.ErrNotFound)
+var ErrNoDevice = fmt.Errorf("no such device: %w", ErrNotFound)
 
 // SetDriveRateLimit changes a disk's rate limits while the VM runs. id
 // is the disk's serial (id= of --disk) or its name, diskN, counting in

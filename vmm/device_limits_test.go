@@ -12,7 +12,6 @@ import (
 	"github.com/ternvm/tern/virtio/block"
 	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/rng"
-	"github.com/ternvm/tern/vmm/api"
 )
 
 func bucket(size uint64, refill time.Duration) *ratelimit.Bucket {
@@ -118,7 +117,7 @@ func TestRateLimitsChangeAndAreSaved(t *testing.T) {
 		v.SetDriveRateLimit("", ratelimit.Config{}),
 		v.SetNetRateLimits("tap0", ratelimit.Config{}, ratelimit.Config{}),
 	} {
-		if !errors.Is(err, api.ErrNotFound) {
+		if !errors.Is(err, ErrNotFound) {
 			t.Errorf("a device the VM lacks: %v, want ErrNotFound", err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/rng"
 	"github.com/ternvm/tern/virtio/vsock"
-	"github.com/ternvm/tern/vmm/api"
 )
 
 // addConfiguredVirtio creates the virtio devices the Config asks for, in a
@@ -119,7 +118,14 @@ func rootCmdline(disks []DiskConfig) string {
 }
 
 // ErrNoBalloon is returned by balloon requests to a VM built without one.
-var ErrNoBalloon = fmt.Errorf("this VM has no balloon device: %w", api.ErrNotFound)
+var ErrNoBalloon = fmt.Errorf("this VM has no balloon device: %w", ErrNotFound)
+
+// Balloon is the balloon device's state.
+type Balloon struct {
+	TargetMiB    uint32 // what the host asked for
+	ActualMiB    uint32 // what the guest has inflated
+	DeflateOnOOM bool
+}
 
 // SetBalloonTarget asks the guest to inflate or deflate its balloon to mib
 // MiB; the guest's driver does so at its own pace.
@@ -137,12 +143,12 @@ func (v *VM) SetBalloonTarget(mib uint32) error {
 const pagesPerMiB = 256
 
 // BalloonInfo reports the balloon's target and how far the guest got.
-func (v *VM) BalloonInfo() (api.Balloon, error) {
+func (v *VM) BalloonInfo() (Balloon, error) {
 	if v.plat == nil || v.plat.balloon == nil {
-		return api.Balloon{}, ErrNoBalloon
+		return Balloon{}, ErrNoBalloon
 	}
 	b := v.plat.balloon
-	return api.Balloon{AmountMiB: b.Target() / pagesPerMiB, ActualMiB: b.Actual() / pagesPerMiB, DeflateOnOOM: v.cfg.Balloon.DeflateOnOOM}, nil
+	return Balloon{TargetMiB: b.Target() / pagesPerMiB, ActualMiB: b.Actual() / pagesPerMiB, DeflateOnOOM: v.cfg.Balloon.DeflateOnOOM}, nil
 }
 
 // BalloonStats returns the guest's latest memory statistics (empty until
@@ -153,5 +159,3 @@ func (v *VM) BalloonStats() (map[string]uint64, error) {
 	}
 	return v.plat.balloon.Stats(), nil
 }
-
-var _ api.Controller = (*VM)(nil)

@@ -14,13 +14,18 @@ import (
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/virtio/block"
-	"github.com/ternvm/tern/vmm/api"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
 // ErrNoMigration is returned when asking about or cancelling a migration
 // that never started.
-var ErrNoMigration = fmt.Errorf("no migration of this VM has been started: %w", api.ErrNotFound)
+var ErrNoMigration = fmt.Errorf("no migration of this VM has been started: %w", ErrNotFound)
+
+// ErrNotFound is wrapped by the errors for a device or a migration the VM
+// does not have (ErrNoBalloon, ErrNoDevice, ErrNoMigration), so that a
+// layer above (the HTTP API answers 404) tells them from bad requests with
+// one errors.Is.
+var ErrNotFound = errors.New("not found")
 
 // migrationConfig is the handshake's description of the VM: what the
 // destination checks before any page is copied.
@@ -69,6 +74,7 @@ func (v *VM) beginMigration() (*migrationSource, error) {
 		return nil, ErrMigrating
 	}
 	v.life.migrating = true
+	v.migratingNow.Store(true)
 	v.mig.mu.Lock()
 	v.mig.started, v.mig.active, v.mig.cancel = true, true, func() {}
 	v.mig.status = migrate.Status{Phase: migrate.PhaseSetup, TotalBytes: v.mem.Size()}
@@ -116,6 +122,7 @@ func (v *VM) endMigration(st migrate.Status, err error) {
 	v.mig.mu.Unlock()
 	v.lifeMu.Lock()
 	v.life.migrating = false
+	v.migratingNow.Store(false)
 	v.lifeMu.Unlock()
 	fields := logrus.Fields{"total-ms": fmt.Sprintf("%.1f", st.TotalTimeMS), "downtime-ms": fmt.Sprintf("%.2f", st.DowntimeMS), "sent-bytes": st.BytesTransferred, "rounds": st.Round}
 	switch {
@@ -330,6 +337,7 @@ type ReceiveOptions struct {
 	ConsoleInput io.Reader
 	KVMPath      string
 	Logger       logrus.FieldLogger
+	OnEvent      func(Event) // as Config.OnEvent
 	Started      time.Time
 }
 
@@ -389,12 +397,12 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	cfg, err := ls.config(RestoreOptions{
 		DiskPaths: o.DiskPaths, TAPs: o.TAPs, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
 		TrustSnapshotPaths: o.TrustSourcePaths,
-		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, Started: o.Started,
+		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
 	}, "the incoming VM")
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	v := newVM(cfg)
 	d.v = v
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err

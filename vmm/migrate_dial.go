@@ -8,27 +8,35 @@ import (
 
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/transport"
-	"github.com/ternvm/tern/vmm/api"
 )
 
 // dialTimeout bounds connecting to the destination (the TLS handshake
 // included).
 const dialTimeout = 30 * time.Second
 
+// MigrationTarget says where StartMigration sends the guest, and how.
+type MigrationTarget struct {
+	To       string // tcp:HOST:PORT or unix:PATH
+	Send     migrate.SendOptions
+	TLS      transport.TLSFiles
+	Insecure bool // plain TCP without TLS
+}
+
 // StartMigration connects to the destination req names and migrates the
 // guest there in the background; MigrationStatus follows it. A bad
 // request, or a destination that cannot be reached or whose certificate
-// does not verify, is an error here and the guest runs on untouched.
-func (v *VM) StartMigration(req api.MigrationRequest) error {
-	opts, err := sendOptions(req)
-	if err != nil {
-		return err
+// does not verify, is an error here and the guest runs on untouched. To
+// migrate over a connection the caller made, use Migrate.
+func (v *VM) StartMigration(req MigrationTarget) error {
+	opts := req.Send
+	if opts.Downtime < 0 || opts.Timeout < 0 {
+		return fmt.Errorf("%w: the downtime and timeout cannot be negative", ErrInvalidConfig)
 	}
 	addr, err := transport.ParseAddr(req.To)
 	if err != nil {
 		return err
 	}
-	topts := transport.Options{TLS: transport.TLSFiles{CertFile: req.TLSCert, KeyFile: req.TLSKey, CAFile: req.TLSCA}, Insecure: req.Insecure}
+	topts := transport.Options{TLS: req.TLS, Insecure: req.Insecure}
 	if err := topts.Validate(addr); err != nil {
 		return err
 	}
@@ -59,23 +67,4 @@ func (v *VM) StartMigration(req api.MigrationRequest) error {
 		v.runMigration(ctx, conn, src, opts)
 	}()
 	return nil
-}
-
-// sendOptions turns an API request into migrate's options.
-func sendOptions(req api.MigrationRequest) (migrate.SendOptions, error) {
-	o := migrate.SendOptions{WithDisks: req.WithDisks}
-	if req.DowntimeMS < 0 || req.TimeoutMS < 0 {
-		return o, fmt.Errorf("%w: downtime_ms and timeout_ms cannot be negative", ErrInvalidConfig)
-	}
-	switch req.OnTimeout {
-	case "", "cancel":
-	case "force":
-		o.ForceOnTimeout = true
-	default:
-		return o, fmt.Errorf("%w: on_timeout %q: want \"cancel\" or \"force\"", ErrInvalidConfig, req.OnTimeout)
-	}
-	o.Downtime = time.Duration(req.DowntimeMS * float64(time.Millisecond))
-	o.Timeout = time.Duration(req.TimeoutMS) * time.Millisecond
-	o.Bandwidth = req.Bandwidth
-	return o, nil
 }

@@ -84,6 +84,8 @@ func (v *VM) pauseLocked() error {
 	}
 	v.plat.pauseDevices()
 	v.life.paused = true
+	v.setState(StatePaused)
+	v.emit(Event{Kind: EventPaused})
 	v.log.WithField("took", time.Since(start).String()).Info("VM paused")
 	return nil
 }
@@ -116,6 +118,8 @@ func (v *VM) resumeLocked() {
 	v.pausing.Store(false)
 	v.life.paused = false
 	close(v.life.resume)
+	v.setState(StateRunning)
+	v.emit(Event{Kind: EventResumed})
 }
 
 // Paused reports whether the VM is paused.

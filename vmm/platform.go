@@ -189,6 +189,9 @@ func (p *platform) noteUnhandled(space string, addr uint64, read bool) {
 // bootDone is the boot timer's callback. A guest can write the port in a
 // loop, so its lines are rate-limited like noteUnhandled's.
 func (p *platform) bootDone(d time.Duration) {
+	if p.vm != nil && !p.vm.bootSeen.Swap(true) {
+		p.vm.emit(Event{Kind: EventBootDone, BootTime: d})
+	}
 	ok, dropped := p.bootLog.allow(time.Now())
 	if !ok {
 		return

@@ -51,6 +51,7 @@ type RestoreOptions struct {
 	ConsoleInput io.Reader
 	KVMPath      string
 	Logger       logrus.FieldLogger
+	OnEvent      func(Event) // as Config.OnEvent
 	// Started is when the restore was asked for; restore latency is
 	// measured from it. Zero means when Restore ran.
 	Started time.Time
@@ -91,15 +92,17 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 		return nil, err
 	}
 	ls.memPath = filepath.Join(dir, SnapshotMemoryFile)
+	// format may wrap causes with %w, so that snapshot's sentinels
+	// (ErrChecksum, ErrTruncated, ...) reach Restore's caller.
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, dir, fmt.Sprintf(format, a...))
+		return fmt.Errorf("%w: %s: "+format, append([]any{ErrBadSnapshot, dir}, a...)...)
 	}
 	st, _ := snapshot.NewState(sections) // parseState checked them
 	if err := st.GetJSONWithin("memory", &ls.memory, memoryLimits(ls.cfg.MemoryBytes)); err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%w", err)
 	}
 	if err := ls.memory.Validate(); err != nil {
-		return nil, bad("memory: %v", err)
+		return nil, bad("memory: %w", err)
 	}
 	if ls.memory.Kind != "full" {
 		return nil, bad("this is a %s snapshot: merge it onto its full snapshot first (tern snapshot merge)", ls.memory.Kind)
@@ -108,10 +111,10 @@ func readSnapshot(dir string) (*loadedSnapshot, error) {
 		return nil, bad("memory section describes %d bytes, the configuration %d", ls.memory.TotalBytes(), ls.cfg.MemoryBytes)
 	}
 	if err := checkLayout(ls.memory.Regions, ls.cfg.MemoryBytes); err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%w", err)
 	}
 	if err := snapshot.CheckMemoryFile(ls.memPath, ls.memory); err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%w", err)
 	}
 	return ls, nil
 }
@@ -141,17 +144,17 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 	}
 	ls := &loadedSnapshot{devices: map[string]deviceState{}}
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrBadSnapshot, where, fmt.Sprintf(format, a...))
+		return fmt.Errorf("%w: %s: "+format, append([]any{ErrBadSnapshot, where}, a...)...)
 	}
 	// Every section is held to what tern writes before it is decoded,
 	// and the sections are counted against the configuration before
 	// any of them is, so that decoding costs what a real VM's state
 	// costs, not what the file's author chose.
 	if err := st.GetJSONWithin("config", &ls.cfg, configLimits); err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%w", err)
 	}
 	if err := checkConfigLimits(ls.cfg); err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%w", err)
 	}
 	vcpus, devices := st.Names("vcpu/"), st.Names("device/")
 	if len(vcpus) != ls.cfg.CPUs {
@@ -161,12 +164,12 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 		return nil, bad("%d device sections, the configuration makes %d virtio devices", len(devices), ls.cfg.virtioDevices())
 	}
 	if err := st.GetJSONWithin("vm", &ls.vm, vmLimits); err != nil {
-		return nil, bad("%v", err)
+		return nil, bad("%w", err)
 	}
 	for i := range ls.cfg.CPUs {
 		var vs vcpuState
 		if err := st.GetJSONWithin(fmt.Sprintf("vcpu/%d", i), &vs, vcpuLimits); err != nil {
-			return nil, bad("%v", err)
+			return nil, bad("%w", err)
 		}
 		if vs.ID != i {
 			return nil, bad("section vcpu/%d holds vCPU %d", i, vs.ID)
@@ -176,7 +179,7 @@ func parseState(sections []snapshot.Section, where string) (*loadedSnapshot, err
 	for _, name := range devices {
 		var ds deviceState
 		if err := st.GetJSONWithin(name, &ds, deviceLimits); err != nil {
-			return nil, bad("%v", err)
+			return nil, bad("%w", err)
 		}
 		if "device/"+ds.Name != name {
 			return nil, bad("section %s holds device %q", name, ds.Name)
@@ -214,7 +217,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
 		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Balloon: c.Balloon,
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
-		Logger: opts.Logger, Started: opts.Started,
+		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started,
 	}
 	var unconfirmed []HostResource
 	confirm := func(o overrideSet, r HostResource) string {
@@ -263,7 +266,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validateDevices(); err != nil {
-		return cfg, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return cfg, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return cfg, nil
 }
@@ -339,7 +342,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	v := newVM(cfg)
 	defer func() {
 		if err != nil {
 			v.Close()

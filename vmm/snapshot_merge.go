@@ -5,24 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/ternvm/tern/migrate/snapshot"
-	"github.com/ternvm/tern/vmm/api"
 )
-
-// CreateSnapshot is Snapshot in the API's terms.
-func (v *VM) CreateSnapshot(dir string, diff bool) (api.Snapshot, error) {
-	res, err := v.Snapshot(SnapshotOptions{Dir: dir, Diff: diff})
-	if err != nil {
-		return api.Snapshot{}, err
-	}
-	kind := "Full"
-	if diff {
-		kind = "Diff"
-	}
-	return api.Snapshot{
-		Dir: dir, Type: kind, StateBytes: res.StateBytes, MemoryBytes: res.MemoryBytes,
-		MemoryStoredBytes: res.Memory.StoredBytes, TookMicros: res.Took.Microseconds(),
-	}, nil
-}
 
 // MergeSnapshot applies the diff snapshot in diffDir onto the full snapshot
 // in baseDir, the one it follows: the diff's pages go into the base memory

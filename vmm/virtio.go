@@ -67,6 +67,12 @@ func (p *platform) addVirtio(name string, dev virtio.Device, closer func() error
 	if err != nil {
 		return fmt.Errorf("virtio %s: %w", name, err)
 	}
+	// Transport.Err was read by no one: the guest's driver sees only a
+	// status bit, so the cause goes to the log and to OnEvent.
+	tr.OnNeedsReset(func(err error) {
+		p.log.WithField("device", name).WithError(err).Warn("virtio device needs reset")
+		p.vm.emit(Event{Kind: EventDeviceNeedsReset, Device: name, Err: err})
+	})
 	s := &virtioSlot{name: name, addr: addr, gsi: gsi, transport: tr, closer: closer}
 	p.virtio = append(p.virtio, s)
 	if err := p.mmio.Register(addr, boot.VirtioMMIOSize, tr); err != nil {

@@ -97,6 +97,8 @@ type VM struct {
 
 	throttle throttle   // auto-converge: vCPUs sleep part of their time
 	mig      migrations // the outgoing migration, if any
+
+	lifecycle // State and the events
 }
 
 // New builds a VM from cfg: it opens KVM, maps guest memory, loads the
@@ -108,7 +110,7 @@ func New(cfg Config) (_ *VM, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	v := &VM{cfg: cfg, log: cfg.Logger, stopped: make(chan struct{})}
+	v := newVM(cfg)
 	var cpuid func() ([]kvm.CPUIDEntry2, error)
 	defer func() {
 		if err != nil {
@@ -400,6 +402,10 @@ func (v *VM) Start() error {
 			return err
 		}
 	}
+	// Before the vCPUs run: a guest that stops at once must find the VM
+	// running, or its Stopped event would be lost.
+	v.setState(StateRunning)
+	v.emit(Event{Kind: EventStarted})
 	v.releaseVCPUs(true)
 	v.plat.start()
 	v.started = true
@@ -435,6 +441,11 @@ func (v *VM) requestStop(reason StopReason, err error) {
 	v.stopOnce.Do(func() {
 		v.stopReason, v.stopErr = reason, err
 		close(v.stopped)
+		// A VM that never ran (closed unstarted, a failed Start or
+		// incoming migration) has nothing to report.
+		if State(v.state.Load()) != StateCreated {
+			v.emit(Event{Kind: EventStopped, Reason: reason, Err: err})
+		}
 		v.vcpuMu.Lock()
 		cs := v.vcpus
 		v.vcpuMu.Unlock()
@@ -452,6 +463,7 @@ func (v *VM) Close() error {
 	v.requestStop(StopRequested, nil)
 	v.releaseVCPUs(false)
 	v.joinVCPUs()
+	v.events.close()
 	var errs []error
 	if v.plat != nil {
 		errs = append(errs, v.plat.close())

@@ -27,7 +27,7 @@ func serveAPI(sock string, vm *vmm.VM) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("--api-socket: %w", err)
 	}
-	srv := api.Serve(ln, vm)
+	srv := api.Serve(ln, api.ForVM(vm))
 	return func() {
 		// Removed while still listening: no other tern can have taken
 		// the path (ours answers), and our inode cannot be reused.

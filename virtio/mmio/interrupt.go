@@ -64,6 +64,9 @@ func (t *Transport) fail(cause error) {
 	if t.needsReset.Swap(true) {
 		return
 	}
+	if t.onNeedsReset != nil {
+		t.onNeedsReset(t.Err())
+	}
 	if t.driverOK.Load() {
 		t.raise(virtio.InterruptConfigChange) // the error is in Err; a lost edge changes nothing more
 	}

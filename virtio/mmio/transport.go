@@ -46,6 +46,10 @@ type Transport struct {
 
 	errMu sync.Mutex
 	err   error
+
+	// onNeedsReset, if set, hears of each move to DEVICE_NEEDS_RESET;
+	// set before the device runs, so read without a lock.
+	onNeedsReset func(error)
 }
 
 // New returns the transport of dev, with guest RAM mem and interrupt line
@@ -80,6 +84,12 @@ func (t *Transport) NumQueues() int { return len(t.queues) }
 
 // Device is the device behind the transport.
 func (t *Transport) Device() virtio.Device { return t.dev }
+
+// OnNeedsReset has f called, on the device's goroutine, each time the
+// device moves to DEVICE_NEEDS_RESET, with the cause Err reports then:
+// without it the cause reaches only the guest's driver, which sees a bit
+// and not why. Call it before the device runs; f must not block.
+func (t *Transport) OnNeedsReset(f func(error)) { t.onNeedsReset = f }
 
 // Err is the error that made the device need a reset, or nil. It stays
 // until the driver resets the device.

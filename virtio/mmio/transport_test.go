@@ -303,6 +303,8 @@ func allZero(b []byte) bool {
 
 func TestBadChainNeedsReset(t *testing.T) {
 	g, mem, irq := newRNG(t)
+	var heard []error
+	g.tr.OnNeedsReset(func(err error) { heard = append(heard, err) })
 	g.negotiate(1 << 32)
 	drv := g.setupQueue(mem, 0, 16, 0x10000)
 	g.driverOK()
@@ -325,6 +327,10 @@ func TestBadChainNeedsReset(t *testing.T) {
 	// Further notifications are not passed on.
 	drv.Publish(drv.Chain(1, virtqtest.Seg{Addr: 0x20000, Len: 8, Write: true}))
 	g.write(regQueueNotify, 0)
+	// The VMM hears of the move once, with its cause.
+	if len(heard) != 1 || !errors.Is(heard[0], virtio.ErrBadChain) {
+		t.Errorf("OnNeedsReset heard %v, want one ErrBadChain", heard)
+	}
 	if drv.UsedIdx() != 0 {
 		t.Errorf("device served a request while needing reset")
 	}

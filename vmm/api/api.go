@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/ternvm/tern/migrate"
+	"github.com/ternvm/tern/vmm"
 )
 
 // Balloon is the balloon's state as the API reports it.
@@ -41,7 +42,7 @@ type Balloon struct {
 	DeflateOnOOM bool   `json:"deflate_on_oom"`
 }
 
-// Controller is what the API drives; *vmm.VM implements it.
+// Controller is what the API drives; ForVM makes one of a *vmm.VM.
 type Controller interface {
 	SetBalloonTarget(mib uint32) error
 	BalloonInfo() (Balloon, error)
@@ -83,8 +84,10 @@ type Snapshot struct {
 	TookMicros        int64  `json:"took_us"`
 }
 
-// ErrNotFound marks a request for a device the VM does not have.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound marks a request for a device the VM does not have; it is
+// vmm's, which vmm.ErrNoBalloon, vmm.ErrNoDevice and vmm.ErrNoMigration
+// wrap, so one errors.Is maps them all to 404.
+var ErrNotFound = vmm.ErrNotFound
 
 // Handler routes the API's requests to c.
 func Handler(c Controller) http.Handler {
