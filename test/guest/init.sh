@@ -263,10 +263,11 @@ counter)
 hostile)
 	# A guest attacking its monitor for tern.hostile-seconds (agent
 	# hostile): ports, unbacked MMIO, a console flood of escape sequences
-	# and the boot timer, all at once; its lines arrive live, each as one
-	# console write, then the guest powers off.
+	# and the boot timer, all at once (or those tern.hostile-attacks
+	# lists); its lines arrive live, each as one console write, then the
+	# guest powers off.
 	(
-		/agent hostile "$(tern_param hostile-seconds)" 2>&1
+		/agent hostile "$(tern_param hostile-seconds)" "$(tern_param hostile-attacks)" 2>&1
 		echo "rc=$?"
 	) | while read -r l; do echo "TERN-GUEST hostile-$l"; done
 	poweroff -f

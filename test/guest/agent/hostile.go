@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,12 +58,21 @@ func hostileSkipped(port uint16, size int) bool {
 // lines: what it could set up, "started=yes", "tick=N" every second, and
 // at the end how much of each it did.
 func hostileCmd(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: hostile SECONDS")
+	if len(args) < 1 || len(args) > 2 {
+		return errors.New("usage: hostile SECONDS [ATTACKS]")
 	}
 	secs, err := strconv.Atoi(args[0])
 	if err != nil || secs <= 0 {
 		return fmt.Errorf("bad SECONDS %q", args[0])
+	}
+	// ATTACKS (ports,mmio,console,boottimer; all by default) picks some,
+	// to tell which one a monitor fails under.
+	on := map[string]bool{"ports": true, "mmio": true, "console": true, "boottimer": true}
+	if len(args) == 2 && args[1] != "" && args[1] != "all" {
+		on = map[string]bool{}
+		for _, a := range strings.Split(args[1], ",") {
+			on[a] = true
+		}
 	}
 	var (
 		stop                          atomic.Bool
@@ -72,9 +82,19 @@ func hostileCmd(args []string) error {
 	)
 	// Port permissions (iopl, ioperm) belong to the thread that asked for
 	// them, so each port loop keeps its goroutine on that thread.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	started := 0
+	attack := func(name string, f func()) {
+		if !on[name] {
+			return
+		}
+		started++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	attack("ports", func() {
 		runtime.LockOSThread()
 		if err := unix.Iopl(3); err != nil {
 			ready <- "iopl=refused:" + err.Error()
@@ -96,10 +116,8 @@ func hostileCmd(args []string) error {
 				}
 			}
 		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	})
+	attack("boottimer", func() {
 		runtime.LockOSThread()
 		if err := unix.Ioperm(boot.PortBootTimer, 1, 1); err != nil {
 			ready <- "boottimer=refused:" + err.Error()
@@ -110,10 +128,8 @@ func hostileCmd(args []string) error {
 			outb(boot.PortBootTimer, boot.BootTimerMagic)
 			bootWrites.Add(1)
 		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	})
+	attack("mmio", func() {
 		// A distribution kernel's STRICT_DEVMEM still lets /dev/mem map
 		// what is not RAM and not claimed by a driver, as the hole is.
 		f, err := os.OpenFile("/dev/mem", os.O_RDWR|os.O_SYNC, 0)
@@ -140,10 +156,8 @@ func hostileCmd(args []string) error {
 				mmio.Add(2)
 			}
 		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	})
+	attack("console", func() {
 		tty, err := os.OpenFile("/dev/ttyS0", os.O_WRONLY|unix.O_NOCTTY, 0)
 		if err != nil {
 			ready <- "flood=refused:" + err.Error()
@@ -166,8 +180,8 @@ func hostileCmd(args []string) error {
 			}
 			cons.Add(uint64(len(line)))
 		}
-	}()
-	for range 4 {
+	})
+	for range started {
 		fmt.Println(<-ready)
 	}
 	fmt.Println("started=yes")
