@@ -89,9 +89,18 @@ func TestVirtio(t *testing.T) {
 	runScenario(t, "virtio.sh", []expectedRun{{"rng", "1"}, {"no-balloon", "1"}, {"balloon", "1"}})
 }
 
+// TestHostile runs a guest attacking tern (ports, unbacked MMIO, a console
+// flood of escape sequences, the boot timer) and checks that tern stays
+// bounded and obedient. Its first run ends with SIGTERM (status 143, which
+// the scenario checks itself); the second powers off, so only it is
+// checked here.
+func TestHostile(t *testing.T) {
+	runScenario(t, "hostile.sh", []expectedRun{{"stdio", "1"}})
+}
+
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.
 func TestEveryScenarioIsCovered(t *testing.T) {
-	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true, "migrate-disks.sh": true,
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true, "migrate-disks.sh": true, "hostile.sh": true,
 		// The two halves of one pair, run together by TestMigrateBetweenHosts.
 		"migrate-hosts-src.sh": true, "migrate-hosts-dst.sh": true}
 	for _, n := range scenarios.Names() {
