@@ -38,6 +38,14 @@ flood_numbers() { console "$OUT/$1.out" | sed -n 's/^hostile flood \([0-9]*\) .*
 flood_fragments() {
 	console "$OUT/$1.out" | sed '$d' | grep -av -e '^hostile flood [0-9]* .* end$' -e 'TERN-GUEST' -e '^\[ *[0-9]*\.[0-9]*\] ' | grep -c .
 }
+# missing_numbers FILE: the numbers from_zero finds missing, at most 5.
+missing_numbers() { awk 'BEGIN { n = 0 } { while (n < $1) { print n; n++ } n = $1 + 1 }' "$1" | head -n 5 | tr '\n' ' '; }
+# fragment_offsets NAME: the byte offsets in run NAME's console where the
+# fragments flood_fragments counts end, to place them against the sizes
+# logged at the pause, resume and snapshot.
+fragment_offsets() {
+	awk '{ off += length($0) + 1; sub(/\r$/, "") } $0 != "" && !/^hostile flood [0-9]* .* end$/ && !/TERN-GUEST/ && !/^\[ *[0-9]*\.[0-9]*\] / { print off }' "$OUT/$1.out" | head -n 5 | tr '\n' ' '
+}
 # from_zero FILE: whether FILE holds 0, 1, 2, ... one a line, none missing.
 from_zero() { awk 'NR - 1 != $1 { bad = 1 } END { exit bad || NR == 0 }' "$1"; }
 last_tick() { v=$(guest_value "$1" hostile-tick) && echo "${v:-0}"; }
@@ -108,6 +116,7 @@ api pause
 check "attack: tern pause exits 0 mid-attack" [ $? = 0 ]
 sleep 1 # output sent before the pause may still be on its way to the file
 paused_size=$(size_of "$OUT/attack.out")
+echo "attack: console $paused_size bytes at the pause"
 paused_tick=$(last_tick attack)
 sleep 3
 check "attack: the paused guest printed nothing more in 3 s ($paused_size bytes, then $(size_of "$OUT/attack.out"))" \
@@ -118,6 +127,7 @@ wait_for 20 ticked_past attack "$((paused_tick + 2))"
 check "attack: the resumed guest goes on attacking (tick $paused_tick at the pause, $(last_tick attack) now)" \
 	ticked_past attack "$((paused_tick + 2))"
 before_snap=$(last_tick attack)
+echo "attack: console $(size_of "$OUT/attack.out") bytes before the snapshot"
 api snapshot create --dir "$OUT/snap" --resume
 check "attack: tern snapshot create --resume exits 0 mid-attack" [ $? = 0 ]
 check "attack: the snapshot holds vmstate and memory ($(ls "$OUT/snap" 2>/dev/null | tr '\n' ' '))" \
@@ -154,6 +164,7 @@ check "attack: the console file grew during the attack ($cons0 bytes at the star
 flood_numbers attack >"$OUT/flood.txt"
 check "attack: the console file holds every flood line the guest wrote, none lost ($(wc -l <"$OUT/flood.txt") lines, the last numbered $(tail -n 1 "$OUT/flood.txt"))" \
 	from_zero "$OUT/flood.txt"
+echo "attack: flood lines missing: $(missing_numbers "$OUT/flood.txt"); fragments end at console offsets $(fragment_offsets attack)"
 check "attack: no flood line reached the console file cut short ($(flood_fragments attack) fragments)" [ "$(flood_fragments attack)" = 0 ]
 check "attack: the console file holds the guest's escape sequences raw ($(esc_bytes "$OUT/attack.out") ESC bytes)" \
 	grep -q "$(printf '\033]52;c;')" "$OUT/attack.out"
@@ -195,6 +206,9 @@ check "stdio: no ESC byte came through ($(esc_bytes "$OUT/stdio.out") in $(size_
 check "stdio: no C1 CSI (UTF-8 c2 9b) came through ($(c1_csi "$OUT/stdio.out"))" [ "$(c1_csi "$OUT/stdio.out")" = 0 ]
 check "stdio: neither the window title nor the clipboard payload came through" \
 	sh -c "! grep -aq -e 'hostile title' -e 'aG9zdGlsZSBjbGlwYm9hcmQ=' '$OUT/stdio.out'"
+flood_numbers stdio >"$OUT/flood.txt"
+check "stdio: every flood line came through, none lost ($(wc -l <"$OUT/flood.txt") lines, missing: $(missing_numbers "$OUT/flood.txt"))" \
+	from_zero "$OUT/flood.txt"
 report_hostile stdio
 
 finish
