@@ -158,12 +158,16 @@ func hostileCmd(args []string) error {
 		}
 	})
 	attack("console", func() {
-		tty, err := os.OpenFile("/dev/ttyS0", os.O_WRONLY|unix.O_NOCTTY, 0)
+		// A blocking descriptor, not an os.File: Go makes a terminal
+		// non-blocking, and a non-blocking write that finds the tty's
+		// buffer full is cut in two, letting another writer's line in
+		// between. A blocking write holds the tty until it is done.
+		tty, err := unix.Open("/dev/ttyS0", unix.O_WRONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			ready <- "flood=refused:" + err.Error()
 			return
 		}
-		defer tty.Close()
+		defer unix.Close(tty)
 		ready <- "flood=ok"
 		// What a terminal showing the console would obey: a clipboard
 		// write (OSC 52), window and icon titles, queries that make it
@@ -175,8 +179,12 @@ func hostileCmd(args []string) error {
 			"\x1b[c\x1b[6n\x1b[21t\x1b[>0q\xc2\x9b6n\x1b[2J\x1b[31m\x1bc"
 		for n := 0; !stop.Load(); n++ {
 			line := fmt.Sprintf("hostile flood %d %s end\r\n", n, seqs)
-			if _, err := tty.WriteString(line); err != nil {
-				return
+			for b := []byte(line); len(b) > 0; {
+				n, err := unix.Write(tty, b)
+				if err != nil && err != unix.EINTR {
+					return
+				}
+				b = b[max(n, 0):]
 			}
 			cons.Add(uint64(len(line)))
 		}
