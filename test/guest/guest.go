@@ -11,7 +11,8 @@ import _ "embed"
 // vsock-guest, net-guest), or counter (work in flight for snapshot and
 // migration tests, with tern.dirty= a busy guest rewriting its memory too)
 // or counter-console (the same counter on the console alone, for
-// migrations between hosts that share no disk).
+// migrations between hosts that share no disk), or hostile (a guest
+// attacking its monitor for tern.hostile-seconds, then powering off).
 // With root=/dev/vdX it first switches to that
 // virtio-blk disk.
 //

@@ -260,6 +260,18 @@ counter)
 	dmesg | grep -iE "$alarms" | sed "s/^/TERN-GUEST dmesg-alarm: /"
 	poweroff -f
 	;;
+hostile)
+	# A guest attacking its monitor for tern.hostile-seconds (agent
+	# hostile): ports, unbacked MMIO, a console flood of escape sequences
+	# and the boot timer, all at once (or those tern.hostile-attacks
+	# lists); its lines arrive live, each as one console write, then the
+	# guest powers off.
+	(
+		/agent hostile "$(tern_param hostile-seconds)" "$(tern_param hostile-attacks)" 2>&1
+		echo "rc=$?"
+	) | while read -r l; do echo "TERN-GUEST hostile-$l"; done
+	poweroff -f
+	;;
 counter-console)
 	# A counter on the console only ("counter=N date=..." every second),
 	# until tern is stopped: work in flight that needs nothing on the host

@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"dirty":      {help: "dirty MIB MIB_PER_S: rewrite a byte of every page of a MIB MiB buffer, pass after pass, at MIB_PER_S of the time it runs, busy throughout, until killed", run: dirtyCmd},
 	"relay":      {help: "relay LISTEN TARGET [--cut-after BYTES | --flip-after BYTES]: forward one TCP connection both ways, cutting both ends after BYTES from the accepted side, or inverting its byte at offset BYTES", run: relayCmd},
 	"probe":      {help: "probe tcp|unix|vsock ADDRESS: connect once and close; exit 0 when something listens there", run: probeCmd},
+	"hostile":    {help: "hostile SECONDS: for SECONDS, sweep the I/O ports, touch every page of the MMIO hole, flood the console with escape sequences and spam the boot timer", run: hostileCmd},
 	"hold-serve": {help: "hold-serve tcp|unix|vsock ADDRESS [COMMANDS]: record numbered lines per connection, send COMMANDS' lines; summary on SIGTERM or once COMMANDS and the connections ended", run: holdServeCmd},
 }
 
