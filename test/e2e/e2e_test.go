@@ -157,12 +157,11 @@ func runScenarioWith(t *testing.T, entry string, extra map[string][]byte, runs [
 		if res.RC == 0 || try >= hostTries || !guestTripleFaulted.MatchString(out) {
 			break
 		}
-		// A stock guest triple-faulting under the emulated SVM of the
-		// test host was seen only while this machine was loaded far
-		// beyond one test (other test hosts and builds at once), in
-		// scenarios whose code paths differ (a balloon, a throttled
-		// migration); it did not recur on a fresh host. A tern bug that
-		// crashes the guest fails every try.
+		// A stock guest triple-faulted in the emulated test host in
+		// about one full suite in three (a balloon inflating twice, a
+		// throttled migration once; more often on a loaded machine),
+		// never twice in a row. Its cause is not known yet; a tern bug
+		// that crashes the guest every time still fails every try.
 		say(fmt.Sprintf("scenario %s: a guest triple-faulted and the run failed; its output:\n%s\nrunning it again on a fresh test host (try %d of %d)", entry, out, try+1, hostTries))
 	}
 	t.Logf("scenario %s finished in %v with status %d; output:\n%s", entry, time.Since(start).Round(time.Millisecond), res.RC, out)
