@@ -31,6 +31,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/ternvm/tern/test/benchproc"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -88,7 +89,7 @@ func main() {
 
 // bench is one run's settings and state.
 type bench struct {
-	ps     *procs
+	ps     *benchproc.Procs
 	dir    string
 	tern   string
 	ternOK error // why tern cannot migrate, if it cannot
@@ -111,7 +112,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	b := &bench{ps: &procs{}}
+	b := &bench{ps: &benchproc.Procs{}}
 	// Deferred last-in-first-out: processes stop before their files go.
 	dir, err := os.MkdirTemp("", "tern-migbench-")
 	if err != nil {
@@ -119,7 +120,7 @@ func run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	defer b.ps.stopAll()
+	defer b.ps.StopAll()
 	b.dir = dir
 
 	be := kvm.DetectBackend("/dev/kvm")
@@ -205,8 +206,8 @@ func (b *bench) idle(ctx context.Context, runs int, guest, dataPath string, data
 	if ternErr != nil {
 		b.fail(part+" tern", ternErr)
 	}
-	ready := func(p *proc, console string) error {
-		return waitFile(ctx, p, console, p.name+"'s guest to start", 90*time.Second, consoleHas(tinyguest.HaltLine))
+	ready := func(p *benchproc.Proc, console string) error {
+		return benchproc.WaitFile(ctx, p, console, p.Name+"'s guest to start", 90*time.Second, consoleHas(tinyguest.HaltLine))
 	}
 	for i := 0; i < runs && ctx.Err() == nil; i++ {
 		if ternErr == nil && ctx.Err() == nil {
@@ -281,18 +282,18 @@ func (b *bench) dirty(ctx context.Context, runs int, guest string) {
 	}
 	// Two passes: every page of the range has been written, so the first
 	// round has all of it to send.
-	ready := func(p *proc, console string) error {
-		return waitFile(ctx, p, console, p.name+"'s guest to finish pass 2", 90*time.Second, func(b []byte) bool {
+	ready := func(p *benchproc.Proc, console string) error {
+		return benchproc.WaitFile(ctx, p, console, p.Name+"'s guest to finish pass 2", 90*time.Second, func(b []byte) bool {
 			n, ok := lastPass(b)
 			return ok && n >= 2
 		})
 	}
 	// The destination runs the guest on: its console, fresh at the
 	// switch, shows a pass beyond the last one the source printed.
-	goesOn := func(srcConsole []byte, p *proc, console string) (string, error) {
+	goesOn := func(srcConsole []byte, p *benchproc.Proc, console string) (string, error) {
 		last, _ := lastPass(srcConsole)
 		var now uint32
-		err := waitFile(ctx, p, console, fmt.Sprintf("%s's guest to print a pass after %#x", p.name, last), 30*time.Second, func(b []byte) bool {
+		err := benchproc.WaitFile(ctx, p, console, fmt.Sprintf("%s's guest to print a pass after %#x", p.Name, last), 30*time.Second, func(b []byte) bool {
 			n, ok := lastPass(b)
 			now = n
 			return ok && n > last
@@ -304,7 +305,7 @@ func (b *bench) dirty(ctx context.Context, runs int, guest string) {
 			var note string
 			r, err := runTernMigration(ctx, b.ps, b.dir, part, b.tern,
 				ternSpec{kernel: guest, memory: dirtyMemory}, ready,
-				func(src []byte, p *proc, console string) (err error) {
+				func(src []byte, p *benchproc.Proc, console string) (err error) {
 					note, err = goesOn(src, p, console)
 					return err
 				}, 3*time.Minute)

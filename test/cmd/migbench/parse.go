@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -159,23 +157,6 @@ func parseTernStatus(stdout []byte) (migResult, error) {
 }
 
 func msDuration(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
-
-// tcpListening says whether /proc/net/tcp (its text given) shows a socket
-// listening on 127.0.0.1:port. Waiting on this rather than connecting
-// matters: tern's receiver takes exactly one connection, so a probe would
-// use it up.
-func tcpListening(procNetTCP []byte, port int) bool {
-	want := fmt.Sprintf("0100007F:%04X", port)
-	sc := bufio.NewScanner(bytes.NewReader(procNetTCP))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		// sl local_address rem_address st ...; 0A is TCP_LISTEN.
-		if len(f) > 3 && f[1] == want && f[3] == "0A" {
-			return true
-		}
-	}
-	return false
-}
 
 // lastPass returns the highest pass count in the dirty guest's console
 // output (lines "pass XXXXXXXX"), and whether there was one. A torn last

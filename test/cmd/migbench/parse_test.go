@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/ternvm/tern/test/benchproc"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestTCPListening(t *testing.T) {
    2: 0100007F:B268 0100007F:B267 01 00000000:00000000 00:00000000 00000000     0        0 125 1 0000000000000000 20 4 30 10 -1
 `
 	for port, want := range map[int]bool{45671: true, 45672: false, 22: false, 1: false} {
-		if got := tcpListening([]byte(procNetTCP), port); got != want {
+		if got := benchproc.TCPListening([]byte(procNetTCP), port); got != want {
 			t.Errorf("port %d: listening %v, want %v", port, got, want)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ternvm/tern/test/benchproc"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,10 +30,10 @@ type qmpConn struct {
 
 // dialQMP connects to the QMP socket at path, waiting up to limit for
 // QEMU to create it, and leaves command mode on.
-func dialQMP(ctx context.Context, p *proc, path string, limit time.Duration) (*qmpConn, error) {
+func dialQMP(ctx context.Context, p *benchproc.Proc, path string, limit time.Duration) (*qmpConn, error) {
 	var c net.Conn
-	err := poll(ctx, p.name+"'s QMP socket", limit, 20*time.Millisecond, func() (bool, error) {
-		if p.exited() {
+	err := benchproc.Poll(ctx, p.Name+"'s QMP socket", limit, 20*time.Millisecond, func() (bool, error) {
+		if p.Exited() {
 			return false, errors.New("QEMU exited before its QMP socket opened")
 		}
 		var err error
@@ -40,17 +41,17 @@ func dialQMP(ctx context.Context, p *proc, path string, limit time.Duration) (*q
 		return err == nil, nil
 	})
 	if err != nil {
-		return nil, p.failed(err)
+		return nil, p.Failed(err)
 	}
 	q := &qmpConn{c: c, r: bufio.NewReader(c)}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := q.r.ReadBytes('\n'); err != nil { // the greeting
 		c.Close()
-		return nil, p.failed(fmt.Errorf("QMP greeting: %w", err))
+		return nil, p.Failed(fmt.Errorf("QMP greeting: %w", err))
 	}
 	if _, err := q.do("qmp_capabilities", nil); err != nil {
 		c.Close()
-		return nil, p.failed(err)
+		return nil, p.Failed(err)
 	}
 	return q, nil
 }
@@ -86,7 +87,7 @@ func (q *qmpConn) close() { q.c.Close() }
 
 // qemuVM is one QEMU process with its QMP session.
 type qemuVM struct {
-	p      *proc
+	p      *benchproc.Proc
 	qmp    *qmpConn
 	serial string
 }
@@ -105,7 +106,7 @@ type qemuSpec struct {
 // /dev/kvm: -cpu host minus arch-capabilities, which the PVM-backed KVM
 // refuses; no default devices beyond microvm's own serial port, which
 // writes to a file.
-func startQEMU(ctx context.Context, ps *procs, dir string, s qemuSpec) (*qemuVM, error) {
+func startQEMU(ctx context.Context, ps *benchproc.Procs, dir string, s qemuSpec) (*qemuVM, error) {
 	serial := filepath.Join(dir, s.name+".serial")
 	sock := filepath.Join(dir, s.name+".qmp")
 	argv := []string{qemuBinary,
@@ -122,13 +123,13 @@ func startQEMU(ctx context.Context, ps *procs, dir string, s qemuSpec) (*qemuVM,
 	if s.incoming != 0 {
 		argv = append(argv, "-incoming", fmt.Sprintf("tcp:127.0.0.1:%d", s.incoming))
 	}
-	p, err := ps.start(s.name, filepath.Join(dir, s.name+".log"), nil, argv...)
+	p, err := ps.Start(s.name, filepath.Join(dir, s.name+".log"), nil, argv...)
 	if err != nil {
 		return nil, err
 	}
 	q, err := dialQMP(ctx, p, sock, 30*time.Second)
 	if err != nil {
-		p.stop()
+		p.Stop()
 		return nil, err
 	}
 	return &qemuVM{p: p, qmp: q, serial: serial}, nil
@@ -137,25 +138,25 @@ func startQEMU(ctx context.Context, ps *procs, dir string, s qemuSpec) (*qemuVM,
 // quit ends the QEMU process and its QMP session.
 func (v *qemuVM) quit() {
 	v.qmp.close()
-	v.p.stop()
+	v.p.Stop()
 }
 
 // qemuMigrate migrates the guest of src to dst, listening on port, with
 // the bandwidth limit lifted and every other parameter at QEMU's default
 // (downtime-limit 300 ms, no auto-converge), and returns QEMU's figures.
 func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Duration) (migResult, error) {
-	if err := waitListening(ctx, dst.p, port, 30*time.Second); err != nil {
+	if err := benchproc.WaitListening(ctx, dst.p, port, 30*time.Second); err != nil {
 		return migResult{}, err
 	}
 	if _, err := src.qmp.do("migrate-set-parameters", map[string]any{"max-bandwidth": qemuMaxBandwidth}); err != nil {
-		return migResult{}, src.p.failed(err)
+		return migResult{}, src.p.Failed(err)
 	}
 	began := time.Now()
 	if _, err := src.qmp.do("migrate", map[string]any{"uri": fmt.Sprintf("tcp:127.0.0.1:%d", port)}); err != nil {
-		return migResult{}, src.p.failed(err)
+		return migResult{}, src.p.Failed(err)
 	}
 	var m qemuMigration
-	err := poll(ctx, "QEMU's migration to complete", limit, 10*time.Millisecond, func() (bool, error) {
+	err := benchproc.Poll(ctx, "QEMU's migration to complete", limit, 10*time.Millisecond, func() (bool, error) {
 		ret, err := src.qmp.do("query-migrate", nil)
 		if err != nil {
 			return false, err
@@ -169,7 +170,7 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 		if m.Status != "" && m.Status != "completed" {
 			src.qmp.do("migrate_cancel", nil)
 		}
-		return migResult{}, src.p.failed(err)
+		return migResult{}, src.p.Failed(err)
 	}
 	wall := time.Since(began)
 	r, err := m.result()
@@ -179,7 +180,7 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 	r.Wall = wall
 	// The destination runs the guest once QEMU there has loaded the
 	// state and started the vCPUs; query-status says so.
-	err = poll(ctx, "the QEMU destination to run the guest", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
+	err = benchproc.Poll(ctx, "the QEMU destination to run the guest", 30*time.Second, 20*time.Millisecond, func() (bool, error) {
 		ret, err := dst.qmp.do("query-status", nil)
 		if err != nil {
 			return false, err
@@ -193,7 +194,7 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 		return st.Status == "running", nil
 	})
 	if err != nil {
-		return r, dst.p.failed(err)
+		return r, dst.p.Failed(err)
 	}
 	return r, nil
 }
@@ -203,14 +204,14 @@ func qemuMigrate(ctx context.Context, src, dst *qemuVM, port int, limit time.Dur
 // dir. ready waits for the source guest to be where the measurement
 // wants it; after, if not nil, checks the destination guest runs on,
 // given the source's console at the switch.
-func runQEMUMigration(ctx context.Context, ps *procs, dir, name string, src, dst qemuSpec,
+func runQEMUMigration(ctx context.Context, ps *benchproc.Procs, dir, name string, src, dst qemuSpec,
 	ready func(*qemuVM) error, after func(srcConsole []byte, dst *qemuVM) error, limit time.Duration) (migResult, error) {
 	// A directory of its own, so that no run meets another's socket.
 	dir, err := os.MkdirTemp(dir, name+"-qemu-")
 	if err != nil {
 		return migResult{}, err
 	}
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return migResult{}, err
 	}

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ternvm/tern/test/benchproc"
 	"io"
 	"os"
 	"os/exec"
@@ -66,7 +67,7 @@ const (
 const restoreLine = "first KVM_RUN after restore"
 
 type bench struct {
-	ps     *procs
+	ps     *benchproc.Procs
 	dir    string
 	tern   string
 	hello  string
@@ -91,7 +92,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	b := &bench{ps: &procs{}}
+	b := &bench{ps: &benchproc.Procs{}}
 	dir, err := os.MkdirTemp("", "tern-startbench-")
 	if err != nil {
 		fmt.Println("BENCH-ERROR startbench: temporary directory:", err)
@@ -99,7 +100,7 @@ func run() int {
 	}
 	// Deferred last-in-first-out: processes stop before their files go.
 	defer os.RemoveAll(dir)
-	defer b.ps.stopAll()
+	defer b.ps.StopAll()
 	b.dir = dir
 
 	be := kvm.DetectBackend("/dev/kvm")
@@ -180,16 +181,16 @@ func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time
 	}
 	defer pr.Close()
 	began := time.Now()
-	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), pw, argv...)
+	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), pw, argv...)
 	pw.Close()
 	if err != nil {
 		return 0, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	pr.SetReadDeadline(time.Now().Add(10 * time.Second))
 	one := make([]byte, 1)
 	if _, err := io.ReadFull(pr, one); err != nil {
-		return 0, p.failed(fmt.Errorf("read the console's first byte: %w", err))
+		return 0, p.Failed(fmt.Errorf("read the console's first byte: %w", err))
 	}
 	took := time.Since(began)
 	var out bytes.Buffer
@@ -199,7 +200,7 @@ func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time
 		n, err := pr.Read(buf)
 		out.Write(buf[:n])
 		if err != nil {
-			return 0, p.failed(fmt.Errorf("console %q lacks %q: %w", out.String(), tinyguest.HelloLine, err))
+			return 0, p.Failed(fmt.Errorf("console %q lacks %q: %w", out.String(), tinyguest.HelloLine, err))
 		}
 	}
 	return took, nil
@@ -288,21 +289,21 @@ func (b *bench) rate(ctx context.Context, parallel int) {
 
 func (b *bench) runHello(ctx context.Context, name string) error {
 	con := filepath.Join(b.dir, name+".console")
-	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
+	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
 		"--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", con)
 	if err != nil {
 		return err
 	}
-	defer p.stop()
-	if err := p.wait(ctx, 20*time.Second); err != nil {
-		return p.failed(err)
+	defer p.Stop()
+	if err := p.Wait(ctx, 20*time.Second); err != nil {
+		return p.Failed(err)
 	}
 	got, _ := os.ReadFile(con)
 	if !bytes.Contains(got, []byte(tinyguest.HelloLine)) {
-		return p.failed(fmt.Errorf("%s's console %q lacks %q", name, got, tinyguest.HelloLine))
+		return p.Failed(fmt.Errorf("%s's console %q lacks %q", name, got, tinyguest.HelloLine))
 	}
 	os.Remove(con)
-	os.Remove(p.log)
+	os.Remove(p.Log)
 	return nil
 }
 
@@ -312,17 +313,17 @@ func (b *bench) idlePSS(ctx context.Context) {
 	const part = "idle-pss"
 	fmt.Printf("startbench: %s: %d halt guests (%s) at once per monitor, PSS per VM once all print their line\n", part, pssVMs, startMemory)
 	measure := func(who string, argv func(console string) []string) {
-		var ps []*proc
+		var ps []*benchproc.Proc
 		defer func() {
 			for _, p := range ps {
-				p.stop()
+				p.Stop()
 			}
 		}()
 		var cons []string
 		for i := range pssVMs {
 			name := fmt.Sprintf("%s-%s-%d", part, who, i)
 			con := filepath.Join(b.dir, name+".console")
-			p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, argv(con)...)
+			p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, argv(con)...)
 			if err != nil {
 				b.fail(part+" "+who, err)
 				return
@@ -341,7 +342,7 @@ func (b *bench) idlePSS(ctx context.Context) {
 		time.Sleep(500 * time.Millisecond)
 		var kib []int
 		for _, p := range ps {
-			k, err := pssKiB(p.cmd.Process.Pid)
+			k, err := pssKiB(p.Cmd.Process.Pid)
 			if err != nil {
 				b.fail(part+" "+who, err)
 				return
@@ -410,12 +411,12 @@ func (b *bench) snapshot(ctx context.Context, snap string) error {
 	name := "restore-src"
 	con := filepath.Join(b.dir, name+".console")
 	sock := filepath.Join(b.dir, name+".sock")
-	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
+	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
 		"--kernel", b.halt, "--pvh", "--memory", restoreMemory, "--console", con, "--api-socket", sock)
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.Stop()
 	if err := waitFile(ctx, p, con, "its halt line", 20*time.Second, func(b []byte) bool {
 		return bytes.Contains(b, []byte(tinyguest.HaltLine))
 	}); err != nil {
@@ -425,7 +426,7 @@ func (b *bench) snapshot(ctx context.Context, snap string) error {
 	defer cancel()
 	out, err := exec.CommandContext(sctx, b.tern, "snapshot", "create", "--api-socket", sock, "--dir", snap).CombinedOutput()
 	if err != nil {
-		return p.failed(fmt.Errorf("tern snapshot create: %w: %s", err, out))
+		return p.Failed(fmt.Errorf("tern snapshot create: %w: %s", err, out))
 	}
 	return nil
 }
@@ -434,55 +435,55 @@ func (b *bench) snapshot(ctx context.Context, snap string) error {
 // and the time until the bench read that log line.
 func (b *bench) restoreOnce(ctx context.Context, name, snap string) (time.Duration, time.Duration, error) {
 	began := time.Now()
-	p, err := b.ps.start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "--log-level", "debug",
+	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "--log-level", "debug",
 		"snapshot", "restore", "--dir", snap, "--console", "none", "--trust-snapshot-paths")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	var line string
-	err = poll(ctx, "the "+restoreLine+" log line", 20*time.Second, time.Millisecond, func() (bool, error) {
-		raw, _ := os.ReadFile(p.log)
+	err = benchproc.Poll(ctx, "the "+restoreLine+" log line", 20*time.Second, time.Millisecond, func() (bool, error) {
+		raw, _ := os.ReadFile(p.Log)
 		for _, l := range strings.Split(string(raw), "\n") {
 			if strings.Contains(l, restoreLine) {
 				line = l
 				return true, nil
 			}
 		}
-		if p.exited() {
+		if p.Exited() {
 			return false, errors.New("it exited first")
 		}
 		return false, nil
 	})
 	seen := time.Since(began)
 	if err != nil {
-		return 0, 0, p.failed(err)
+		return 0, 0, p.Failed(err)
 	}
 	m := sinceRequest.FindStringSubmatch(line)
 	if m == nil {
-		return 0, 0, p.failed(fmt.Errorf("no since_request in %q", line))
+		return 0, 0, p.Failed(fmt.Errorf("no since_request in %q", line))
 	}
 	d, err := time.ParseDuration(m[1])
 	if err != nil {
-		return 0, 0, p.failed(fmt.Errorf("since_request in %q: %w", line, err))
+		return 0, 0, p.Failed(fmt.Errorf("since_request in %q: %w", line, err))
 	}
 	return d, seen, nil
 }
 
 // waitFile waits until the file at path satisfies cond while p runs.
-func waitFile(ctx context.Context, p *proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
-	err := poll(ctx, what, limit, 10*time.Millisecond, func() (bool, error) {
+func waitFile(ctx context.Context, p *benchproc.Proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
+	err := benchproc.Poll(ctx, what, limit, 10*time.Millisecond, func() (bool, error) {
 		raw, err := os.ReadFile(path)
 		if err == nil && cond(raw) {
 			return true, nil
 		}
-		if p.exited() {
-			return false, fmt.Errorf("%s exited while waiting for %s", p.name, what)
+		if p.Exited() {
+			return false, fmt.Errorf("%s exited while waiting for %s", p.Name, what)
 		}
 		return false, nil
 	})
 	if err != nil {
-		return p.failed(err)
+		return p.Failed(err)
 	}
 	return nil
 }

@@ -1,6 +1,12 @@
-package main
+// Package benchproc starts and stops the processes of the bench programs
+// (test/cmd/migbench, test/cmd/startbench): every process started is
+// tracked, stopped on the way out and waited for with a bound, and errors
+// quote the tail of its log.
+package benchproc
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,27 +20,27 @@ import (
 	"time"
 )
 
-// procs is every process the bench started and has not yet reaped, so
+// Procs is every process the bench started and has not yet reaped, so
 // that an error or a signal anywhere still stops them all.
-type procs struct {
+type Procs struct {
 	mu   sync.Mutex
-	live map[*proc]bool
+	live map[*Proc]bool
 }
 
-// proc is one started process. Its stderr (and stdout, unless the caller
+// Proc is one started process. Its stderr (and stdout, unless the caller
 // takes it) goes to a log file in the run's temporary directory, whose
 // tail the errors quote.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed once the process is reaped
-	err  error         // its exit, valid after done
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string
+	Done chan struct{} // closed once the process is reaped
+	Err  error         // its exit, valid after done
 }
 
-// start starts argv as name, its output to logPath (stdout to stdout if
+// Start starts argv as name, its output to logPath (stdout to stdout if
 // not nil).
-func (ps *procs) start(name, logPath string, stdout io.Writer, argv ...string) (*proc, error) {
+func (ps *Procs) Start(name, logPath string, stdout io.Writer, argv ...string) (*Proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -55,28 +61,28 @@ func (ps *procs) start(name, logPath string, stdout io.Writer, argv ...string) (
 		logf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, argv[0], err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Proc{Name: name, Cmd: cmd, Log: logPath, Done: make(chan struct{})}
 	ps.mu.Lock()
 	if ps.live == nil {
-		ps.live = map[*proc]bool{}
+		ps.live = map[*Proc]bool{}
 	}
 	ps.live[p] = true
 	ps.mu.Unlock()
 	go func() {
-		p.err = cmd.Wait()
+		p.Err = cmd.Wait()
 		logf.Close()
 		ps.mu.Lock()
 		delete(ps.live, p)
 		ps.mu.Unlock()
-		close(p.done)
+		close(p.Done)
 	}()
 	return p, nil
 }
 
 // exited says whether the process has ended.
-func (p *proc) exited() bool {
+func (p *Proc) Exited() bool {
 	select {
-	case <-p.done:
+	case <-p.Done:
 		return true
 	default:
 		return false
@@ -84,44 +90,44 @@ func (p *proc) exited() bool {
 }
 
 // wait waits up to d for the process to end by itself.
-func (p *proc) wait(ctx context.Context, d time.Duration) error {
+func (p *Proc) Wait(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-p.done:
-		return p.err
+	case <-p.Done:
+		return p.Err
 	case <-t.C:
-		return fmt.Errorf("%s did not exit within %v", p.name, d)
+		return fmt.Errorf("%s did not exit within %v", p.Name, d)
 	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", p.name, ctx.Err())
+		return fmt.Errorf("%s: %w", p.Name, ctx.Err())
 	}
 }
 
 // stop ends the process: SIGTERM to its group, SIGKILL if it has not
 // gone after a few seconds. Both tern and QEMU tear down cleanly on
 // SIGTERM; the kill is for a wedged one, which must not hold the bench.
-func (p *proc) stop() {
-	if p.exited() {
+func (p *Proc) Stop() {
+	if p.Exited() {
 		return
 	}
-	pgid := p.cmd.Process.Pid
+	pgid := p.Cmd.Process.Pid
 	syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 		return
 	case <-time.After(5 * time.Second):
 	}
 	syscall.Kill(-pgid, syscall.SIGKILL)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(5 * time.Second):
 	}
 }
 
 // stopAll stops every process still running.
-func (ps *procs) stopAll() {
+func (ps *Procs) StopAll() {
 	ps.mu.Lock()
-	var all []*proc
+	var all []*Proc
 	for p := range ps.live {
 		all = append(all, p)
 	}
@@ -129,14 +135,14 @@ func (ps *procs) stopAll() {
 	var wg sync.WaitGroup
 	for _, p := range all {
 		wg.Add(1)
-		go func() { defer wg.Done(); p.stop() }()
+		go func() { defer wg.Done(); p.Stop() }()
 	}
 	wg.Wait()
 }
 
 // logTail returns the end of the process's log, for error messages.
-func (p *proc) logTail() string {
-	b, err := os.ReadFile(p.log)
+func (p *Proc) LogTail() string {
+	b, err := os.ReadFile(p.Log)
 	if err != nil {
 		return ""
 	}
@@ -148,13 +154,13 @@ func (p *proc) logTail() string {
 }
 
 // failed wraps err with the process's log tail and, if it has died, how.
-func (p *proc) failed(err error) error {
+func (p *Proc) Failed(err error) error {
 	msg := err.Error()
-	if p.exited() {
-		msg += fmt.Sprintf(" (%s exited: %v)", p.name, p.err)
+	if p.Exited() {
+		msg += fmt.Sprintf(" (%s exited: %v)", p.Name, p.Err)
 	}
-	if t := p.logTail(); t != "" {
-		msg += fmt.Sprintf("; %s log: %s", p.name, t)
+	if t := p.LogTail(); t != "" {
+		msg += fmt.Sprintf("; %s log: %s", p.Name, t)
 	}
 	return errors.New(msg)
 }
@@ -162,7 +168,7 @@ func (p *proc) failed(err error) error {
 // poll calls cond every interval until it returns true or an error,
 // giving up after limit (naming what) or when ctx ends. Every wait in
 // the bench goes through here or through a timer, so none can hang.
-func poll(ctx context.Context, what string, limit, interval time.Duration, cond func() (bool, error)) error {
+func Poll(ctx context.Context, what string, limit, interval time.Duration, cond func() (bool, error)) error {
 	deadline := time.Now().Add(limit)
 	for {
 		ok, err := cond()
@@ -186,7 +192,7 @@ func poll(ctx context.Context, what string, limit, interval time.Duration, cond 
 // freePort returns a loopback TCP port nobody listens on now. Another
 // process could take it before we use it; on this machine that is a
 // small risk, and the failure would say so.
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
@@ -197,38 +203,55 @@ func freePort() (int, error) {
 
 // waitListening waits until something listens on 127.0.0.1:port, read
 // from /proc/net/tcp so that no probe connection is made.
-func waitListening(ctx context.Context, p *proc, port int, limit time.Duration) error {
-	err := poll(ctx, fmt.Sprintf("%s to listen on 127.0.0.1:%d", p.name, port), limit, 20*time.Millisecond, func() (bool, error) {
-		if p.exited() {
+func WaitListening(ctx context.Context, p *Proc, port int, limit time.Duration) error {
+	err := Poll(ctx, fmt.Sprintf("%s to listen on 127.0.0.1:%d", p.Name, port), limit, 20*time.Millisecond, func() (bool, error) {
+		if p.Exited() {
 			return false, errors.New("it exited before listening")
 		}
 		b, err := os.ReadFile("/proc/net/tcp")
 		if err != nil {
 			return false, err
 		}
-		return tcpListening(b, port), nil
+		return TCPListening(b, port), nil
 	})
 	if err != nil {
-		return p.failed(err)
+		return p.Failed(err)
 	}
 	return nil
 }
 
 // waitFile waits until the file at path satisfies cond (it may not exist
 // yet), while p runs.
-func waitFile(ctx context.Context, p *proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
-	err := poll(ctx, what, limit, 20*time.Millisecond, func() (bool, error) {
+func WaitFile(ctx context.Context, p *Proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
+	err := Poll(ctx, what, limit, 20*time.Millisecond, func() (bool, error) {
 		b, err := os.ReadFile(path)
 		if err == nil && cond(b) {
 			return true, nil
 		}
-		if p.exited() {
-			return false, fmt.Errorf("%s exited while waiting for %s", p.name, what)
+		if p.Exited() {
+			return false, fmt.Errorf("%s exited while waiting for %s", p.Name, what)
 		}
 		return false, nil
 	})
 	if err != nil {
-		return p.failed(err)
+		return p.Failed(err)
 	}
 	return nil
+}
+
+// TCPListening says whether /proc/net/tcp (its text given) shows a socket
+// listening on 127.0.0.1:port. Waiting on this rather than connecting
+// matters: tern's receiver takes exactly one connection, so a probe would
+// use it up.
+func TCPListening(procNetTCP []byte, port int) bool {
+	want := fmt.Sprintf("0100007F:%04X", port)
+	sc := bufio.NewScanner(bytes.NewReader(procNetTCP))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		// sl local_address rem_address st ...; 0A is TCP_LISTEN.
+		if len(f) > 3 && f[1] == want && f[3] == "0A" {
+			return true
+		}
+	}
+	return false
 }
