@@ -37,7 +37,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -123,34 +122,32 @@ func run() int {
 	defer b.ps.StopAll()
 	b.dir = dir
 
-	be := kvm.DetectBackend("/dev/kvm")
-	fmt.Printf("BENCH migbench on this machine's own /dev/kvm: backend=%q cpu=%q cpus=%d date=%s\n",
-		be.String(), cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	be := benchproc.Announce("migbench")
 	if be.Kind == kvm.BackendAbsent {
 		fmt.Println("BENCH-ERROR migbench: no /dev/kvm: " + be.Detail)
 		return 1
 	}
 
 	if err := b.prepare(ctx, *ternBin); err != nil {
-		fmt.Println("BENCH-ERROR migbench: " + oneLine(err))
+		fmt.Println("BENCH-ERROR migbench: " + benchproc.OneLine(err))
 		return 1
 	}
 	// Halted, as the idle guest of the comparison is: a spinning one
 	// would take one of this machine's two cores from the monitors.
 	halted, err := tinyguest.BuildHalt(dir)
 	if err != nil {
-		fmt.Println("BENCH-ERROR migbench: build the halt guest: " + oneLine(err))
+		fmt.Println("BENCH-ERROR migbench: build the halt guest: " + benchproc.OneLine(err))
 		return 1
 	}
 	dirty, err := tinyguest.BuildDirty(dir, tinyguest.DirtyOptions{MiB: dirtyMiB})
 	if err != nil {
-		fmt.Println("BENCH-ERROR migbench: build the dirty guest: " + oneLine(err))
+		fmt.Println("BENCH-ERROR migbench: build the dirty guest: " + benchproc.OneLine(err))
 		return 1
 	}
 	dataPath := filepath.Join(dir, "data.bin")
 	data, err := writeRandom(dataPath, dataSize)
 	if err != nil {
-		fmt.Println("BENCH-ERROR migbench: " + oneLine(err))
+		fmt.Println("BENCH-ERROR migbench: " + benchproc.OneLine(err))
 		return 1
 	}
 
@@ -171,21 +168,7 @@ func (b *bench) prepare(ctx context.Context, ternBin string) error {
 	if _, err := exec.LookPath(qemuBinary); err != nil {
 		return fmt.Errorf("%s not found (make deps installs it): %w", qemuBinary, err)
 	}
-	if ternBin == "" {
-		ternBin = filepath.Join(b.dir, "tern")
-		bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		defer cancel()
-		goTool := os.Getenv("GO")
-		if goTool == "" {
-			goTool = "go"
-		}
-		cmd := exec.CommandContext(bctx, goTool, "build", "-o", ternBin, "github.com/ternvm/tern/cmd/tern")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build tern: %w: %s", err, out)
-		}
-	}
-	abs, err := filepath.Abs(ternBin)
+	abs, err := benchproc.Tern(ctx, b.dir, ternBin)
 	if err != nil {
 		return err
 	}
@@ -345,7 +328,7 @@ func (b *bench) dirty(ctx context.Context, runs int, guest string) {
 // fail prints the BENCH-ERROR line for what of part went wrong.
 func (b *bench) fail(part string, err error) {
 	b.failed = true
-	fmt.Printf("BENCH-ERROR %s: %s\n", part, oneLine(err))
+	fmt.Printf("BENCH-ERROR %s: %s\n", part, benchproc.OneLine(err))
 }
 
 // printResults prints one monitor's line of a part; dirty adds rounds,
@@ -409,22 +392,4 @@ func writeRandom(path string, n int) ([]byte, error) {
 		return nil, fmt.Errorf("write the guest's data: %w", err)
 	}
 	return data, nil
-}
-
-// cpuModel is the host CPU's model name from /proc/cpuinfo.
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }

@@ -40,7 +40,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,15 +102,13 @@ func run() int {
 	defer b.ps.StopAll()
 	b.dir = dir
 
-	be := kvm.DetectBackend("/dev/kvm")
-	fmt.Printf("BENCH startbench on this machine's own /dev/kvm: backend=%q cpu=%q cpus=%d date=%s\n",
-		be.String(), cpuModel(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	be := benchproc.Announce("startbench")
 	if be.Kind == kvm.BackendAbsent {
 		fmt.Println("BENCH-ERROR startbench: no /dev/kvm: " + be.Detail)
 		return 1
 	}
 	if err := b.prepare(ctx, *ternBin); err != nil {
-		fmt.Println("BENCH-ERROR startbench: " + oneLine(err))
+		fmt.Println("BENCH-ERROR startbench: " + benchproc.OneLine(err))
 		return 1
 	}
 	b.start(ctx, *runs)
@@ -128,21 +125,7 @@ func run() int {
 func (b *bench) prepare(ctx context.Context, ternBin string) error {
 	_, err := exec.LookPath(qemuBinary)
 	b.qemu = err == nil
-	if ternBin == "" {
-		ternBin = filepath.Join(b.dir, "tern")
-		bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		defer cancel()
-		goTool := os.Getenv("GO")
-		if goTool == "" {
-			goTool = "go"
-		}
-		cmd := exec.CommandContext(bctx, goTool, "build", "-o", ternBin, "github.com/ternvm/tern/cmd/tern")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build tern: %w: %s", err, out)
-		}
-	}
-	if b.tern, err = filepath.Abs(ternBin); err != nil {
+	if b.tern, err = benchproc.Tern(ctx, b.dir, ternBin); err != nil {
 		return err
 	}
 	if b.hello, err = tinyguest.BuildHello(b.dir); err != nil {
@@ -156,7 +139,7 @@ func (b *bench) prepare(ctx context.Context, ternBin string) error {
 
 func (b *bench) fail(part string, err error) {
 	b.failed = true
-	fmt.Printf("BENCH-ERROR %s: %s\n", part, oneLine(err))
+	fmt.Printf("BENCH-ERROR %s: %s\n", part, benchproc.OneLine(err))
 }
 
 // qemuArgs is QEMU's microvm the way TESTHOST.md found works on this
@@ -495,18 +478,3 @@ func minMedian(ds []time.Duration) (time.Duration, time.Duration) {
 }
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) }
-
-func cpuModel() string {
-	raw, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(raw), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
