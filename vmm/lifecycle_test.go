@@ -209,14 +209,23 @@ func (r *running) bootSignals() int {
 // startCounter builds and runs the counter guest in a fresh VM.
 func startCounter(t *testing.T) *running {
 	t.Helper()
+	return startGuest(t, guestRAM, func(dir string) (string, error) {
+		return tinyguest.BuildCounter(dir, tinyguest.CounterOptions{TickEvery: tickEvery})
+	})
+}
+
+// startGuest builds a tiny guest with build and runs it in a fresh
+// one-vCPU VM of memory bytes, on this host's /dev/kvm.
+func startGuest(t *testing.T, memory uint64, build func(dir string) (string, error)) *running {
+	t.Helper()
 	requireKVM(t)
-	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
+	elf, err := build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cons := &console{}
 	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: guestRAM, Console: cons, Logger: log})
+	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: memory, Console: cons, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,18 +417,10 @@ func TestHelloGuestPowersOff(t *testing.T) {
 }
 
 func TestDirtyGuestRewritesEveryPageEachPass(t *testing.T) {
-	requireKVM(t)
-	elf, err := tinyguest.BuildDirty(t.TempDir(), tinyguest.DirtyOptions{Start: 16 << 20, MiB: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: guestRAM, Console: cons, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, v, cons, hook)
+	r := startGuest(t, guestRAM, func(dir string) (string, error) {
+		return tinyguest.BuildDirty(dir, tinyguest.DirtyOptions{Start: 16 << 20, MiB: 16})
+	})
+	v, cons := r.vm, r.cons
 	passes := func() []uint32 {
 		var ps []uint32
 		lines := strings.Split(cons.String(), "\n")
@@ -473,18 +474,8 @@ func TestDirtyGuestRewritesEveryPageEachPass(t *testing.T) {
 // A guest halted with interrupts off sleeps in the host kernel; a pause
 // must still reach it (the kick interrupts the halt), and it migrates.
 func TestHaltedGuestPausesAndMigrates(t *testing.T) {
-	requireKVM(t)
-	elf, err := tinyguest.BuildHalt(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: guestRAM, Console: cons, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := start(t, v, cons, hook)
+	r := startGuest(t, guestRAM, tinyguest.BuildHalt)
+	v, cons := r.vm, r.cons
 	waitFor(t, "the halt line", func() bool { return cons.String() == tinyguest.HaltLine+"\n" })
 	if err := v.Pause(); err != nil {
 		t.Fatalf("Pause of a halted guest: %v", err)

@@ -122,18 +122,9 @@ func TestMigrateMovesTheRunningGuest(t *testing.T) {
 // startDirty runs the dirty guest over mib MiB in a fresh VM.
 func startDirty(t *testing.T, mib uint32) *running {
 	t.Helper()
-	requireKVM(t)
-	elf, err := tinyguest.BuildDirty(t.TempDir(), tinyguest.DirtyOptions{MiB: mib})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 64 << 20, Console: cons, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return start(t, v, cons, hook)
+	return startGuest(t, 64<<20, func(dir string) (string, error) {
+		return tinyguest.BuildDirty(dir, tinyguest.DirtyOptions{MiB: mib})
+	})
 }
 
 // passes returns the pass numbers of the complete pass lines in out,
