@@ -173,9 +173,18 @@ func runScenarioWith(t *testing.T, entry string, extra map[string][]byte, runs [
 	if len(checks) == 0 {
 		t.Errorf("scenario %s printed no SCENARIO-CHECK line", entry)
 	}
+	failed := false
 	for _, c := range checks {
 		if c[1] != "ok" {
 			t.Errorf("check failed: %s", c[2])
+			failed = true
+		}
+	}
+	if failed || res.RC != 0 {
+		// CI keeps only the tail of a long log: repeat here the lines
+		// that may say why, after the full output above.
+		if why := telltaleLines(out); why != "" {
+			t.Errorf("scenario %s: lines that may say why:\n%s", entry, why)
 		}
 	}
 	if !strings.Contains(out, "\nSCENARIO-RESULT ok\n") {
@@ -184,6 +193,25 @@ func runScenarioWith(t *testing.T, entry string, extra map[string][]byte, runs [
 	for _, r := range runs {
 		checkRun(t, out, r, e.Fixture.KernelVersion)
 	}
+}
+
+// telltale matches output lines that tend to explain a failed check: the
+// guest's own error reports, tern's warnings and errors, guest kernel
+// oopses and panics, and the test host's lockup reports.
+var telltale = regexp.MustCompile(`TERN-GUEST error=|level=(warning|error|fatal|panic)|Kernel panic|BUG:|Oops|Call Trace|soft lockup|rcu_.*stall|triple fault|panic:|fatal error:|SIGSEGV|SIGILL`)
+
+// telltaleLines returns those lines of out, at most 60 of them.
+func telltaleLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if telltale.MatchString(l) {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > 60 {
+		keep = append(keep[:30], append([]string{fmt.Sprintf("... %d more ...", len(keep)-60)}, keep[len(keep)-30:]...)...)
+	}
+	return strings.Join(keep, "\n")
 }
 
 // checkRun asserts, from the scenario's output, what one tern run reported.
