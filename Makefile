@@ -46,11 +46,13 @@ demo: deps
 # The nested host's memory and snapshot figures, then live migration on
 # this machine's own /dev/kvm beside QEMU (test/cmd/migbench), then
 # start-up, start rate, idle memory and restore latency on the same
-# /dev/kvm (test/cmd/startbench).
+# /dev/kvm (test/cmd/startbench), then snapshots of idle, busy and
+# changing guests against a plain file write (test/cmd/snapbench).
 bench: deps
 	$(GO) run ./test/cmd/bench
 	$(GO) run ./test/cmd/migbench
 	$(GO) run ./test/cmd/startbench
+	$(GO) run ./test/cmd/snapbench
 
 # Fuzz targets, as package:Name. Every guest-, file- or client-facing
 # parser has one (see DESIGN.md, "Guest-facing input is hostile"); a
