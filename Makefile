@@ -12,8 +12,9 @@ DEPS_TOOLS := qemu-system-x86_64 busybox cpio mke2fs as ld
 
 all: vet build unit
 
+# urfave_cli_no_docs: see test/fixture.BuildTags.
 build:
-	$(GO) build -o bin/tern ./cmd/tern
+	$(GO) build -tags urfave_cli_no_docs -o bin/tern ./cmd/tern
 
 deps:
 	@missing=; for t in $(DEPS_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; \

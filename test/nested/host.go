@@ -126,7 +126,7 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	cpio := filepath.Join(work, "host.cpio")
 	tree := h.Tree(job)
 	for _, tool := range hostTools {
-		if err := addHostTool(tree, tool); err != nil {
+		if err := AddHostTool(tree, tool); err != nil {
 			return nil, err
 		}
 	}

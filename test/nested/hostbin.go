@@ -15,13 +15,13 @@ import (
 // image without mounting it.
 var hostTools = []string{"debugfs"}
 
-// addHostTool copies a dynamically linked program of this machine into the
+// AddHostTool copies a dynamically linked program of this machine into the
 // test host's tree at the same path, with the shared libraries ldd names
 // (and the dynamic loader), so it runs there as it does here.
-func addHostTool(t *fixture.Tree, name string) error {
+func AddHostTool(t *fixture.Tree, name string) error {
 	bin, err := exec.LookPath(name)
 	if err != nil {
-		return fmt.Errorf("%s is needed inside the test host: install e2fsprogs (`make deps`): %w", name, err)
+		return fmt.Errorf("%s is needed inside the test host: install it (`make deps`): %w", name, err)
 	}
 	bin, err = filepath.EvalSymlinks(bin)
 	if err != nil {

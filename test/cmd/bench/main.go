@@ -3,7 +3,9 @@
 // RSS, the RSS of the guest-RAM mapping, their difference (tern's own
 // memory), and the "first KVM_RUN" and "boot-time" figures tern logs; then
 // snapshot create time and size and restore latency for idle 256 MiB and
-// 2 GiB guests, beside a plain copy of the memory file.
+// 2 GiB guests, beside a plain copy of the memory file; then tern and
+// QEMU's microvm booting that kernel and initramfs to /init in turns, as
+// a ratio (QEMU and its firmware are copied into the test host).
 // It says where it ran; in the nested test host the times are emulator
 // times, good for comparing runs there and nothing else.
 //
@@ -19,10 +21,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ternvm/tern/test/fixture"
 	"github.com/ternvm/tern/test/harness"
 	"github.com/ternvm/tern/test/nested"
 	"github.com/ternvm/tern/test/scenarios"
 )
+
+// qemuFirmware is what QEMU's microvm reads at start with -kernel.
+var qemuFirmware = []string{
+	"/usr/share/qemu/bios-microvm.bin",
+	"/usr/share/qemu/linuxboot_dma.bin",
+	"/usr/share/qemu/pvh.bin",
+}
 
 //go:embed bench.sh
 var benchScript []byte
@@ -46,9 +56,18 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	var customizeErr error
 	if h, ok := env.Backend.(*nested.Host); ok {
 		// Room for the 2 GiB guest of the snapshot benchmark.
 		h.MemoryMiB = 4096
+		// QEMU boots the same guest beside tern in the test host: the
+		// program, its libraries and the microvm firmware it loads.
+		h.Customize = func(t *fixture.Tree) {
+			customizeErr = nested.AddHostTool(t, "qemu-system-x86_64")
+			for _, fw := range qemuFirmware {
+				t.HostFile(fw, 0o644, fw)
+			}
+		}
 	}
 	where := env.Backend.Describe()
 	fmt.Println("bench: runs in the " + where)
@@ -58,6 +77,9 @@ func run() int {
 		return 1
 	}
 	res, err := env.Backend.Run(ctx, nested.Job{Files: files, Entry: "bench.sh", Tern: env.Tern})
+	if err == nil && customizeErr != nil {
+		err = fmt.Errorf("QEMU for the test host: %w", customizeErr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
