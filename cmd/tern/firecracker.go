@@ -183,8 +183,14 @@ func firecrackerAction(c *cli.Context) error {
 		}
 		go hs.Serve(api.LimitListener(ln, api.MaxConns))
 		defer func() {
+			// As tern run's API: removed while still listening, then
+			// requests under way finish.
 			remove()
-			hs.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), apiDrainTimeout)
+			defer cancel()
+			if hs.Shutdown(ctx) != nil {
+				hs.Close()
+			}
 		}()
 	}
 	if p := c.String("config-file"); p != "" {
