@@ -83,6 +83,7 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	c.ok("PUT", "/boot-source", `{"kernel_image_path": "`+kernel+`"}`)
 	c.ok("PUT", "/drives/data", `{"drive_id": "data", "path_on_host": "`+disk+`", "is_root_device": false}`)
 	c.ok("PUT", "/metrics", `{"metrics_path": "`+metrics+`"}`)
+	c.ok("PUT", "/balloon", `{"amount_mib": 0, "deflate_on_oom": false, "stats_polling_interval_s": 1}`)
 	c.ok("PUT", "/actions", `{"action_type": "InstanceStart"}`)
 	vm := <-started
 	var closeOnce sync.Once
@@ -106,6 +107,36 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	c.fault("GET", "/migration", "", "no migration") // tern's API, its 404 made a 400
 	c.ok("PATCH", "/drives/data", `{"drive_id": "data", "rate_limiter": {"ops": {"size": 100, "refill_time": 1000}}}`)
 	c.fault("PATCH", "/drives/nosuch", `{"drive_id": "nosuch", "rate_limiter": {"ops": {"size": 100, "refill_time": 1000}}}`, "nosuch")
+
+	// The balloon after boot: the target changes, the statistics answer
+	// with Firecracker's names, their interval is fixed.
+	c.ok("PATCH", "/balloon", `{"amount_mib": 4}`)
+	var b struct {
+		Amount *int `json:"amount_mib"`
+	}
+	json.Unmarshal([]byte(c.ok("GET", "/balloon", "")), &b)
+	if b.Amount == nil || *b.Amount != 4 {
+		t.Errorf("GET /balloon amount_mib = %v after PATCH to 4", b.Amount)
+	}
+	var stats map[string]uint64
+	json.Unmarshal([]byte(c.ok("GET", "/balloon/statistics", "")), &stats)
+	if v, ok := stats["target_mib"]; !ok || v != 4 {
+		t.Errorf("GET /balloon/statistics = %v, want target_mib 4", stats)
+	}
+	if _, ok := stats["actual_mib"]; !ok {
+		t.Errorf("GET /balloon/statistics = %v lacks actual_mib", stats)
+	}
+	c.fault("PATCH", "/balloon/statistics", `{"stats_polling_interval_s": 5}`, "cannot change the statistics interval")
+	c.fault("PATCH", "/balloon/statistics", `{"stats_polling_interval_s": 0}`, "cannot be turned on or off after boot")
+
+	// Features another part of tern adds: until this build's VM has
+	// them, they answer 400 saying so.
+	if _, ok := any(vm).(CtrlAltDeler); !ok {
+		c.fault("PUT", "/actions", `{"action_type": "SendCtrlAltDel"}`, "not supported by this tern build")
+	}
+	if _, ok := any(vm).(UpdateDriver); !ok {
+		c.fault("PATCH", "/drives/data", `{"drive_id": "data", "path_on_host": "`+disk+`"}`, "not supported by this tern build")
+	}
 
 	c.ok("PUT", "/actions", `{"action_type": "FlushMetrics"}`)
 	line, err := os.ReadFile(metrics)
