@@ -83,6 +83,8 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	c.ok("PUT", "/boot-source", `{"kernel_image_path": "`+kernel+`"}`)
 	c.ok("PUT", "/drives/data", `{"drive_id": "data", "path_on_host": "`+disk+`", "is_root_device": false}`)
 	c.ok("PUT", "/metrics", `{"metrics_path": "`+metrics+`"}`)
+	logFile := filepath.Join(dir, "fc.log")
+	c.ok("PUT", "/logger", `{"log_path": "`+logFile+`", "level": "info", "show_level": true}`)
 	c.ok("PUT", "/balloon", `{"amount_mib": 0, "deflate_on_oom": false, "stats_polling_interval_s": 1}`)
 	c.ok("PUT", "/actions", `{"action_type": "InstanceStart"}`)
 	vm := <-started
@@ -93,6 +95,10 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	waitFor(t, "the counter's start line and a tick", func() bool {
 		return strings.HasPrefix(cons.String(), tinyguest.CounterStartLine+"\n") && cons.lastTick() >= 0
 	})
+	logged, _ := os.ReadFile(logFile)
+	if !strings.Contains(string(logged), "[first:INFO] kernel loaded") {
+		t.Errorf("log file lacks the monitor's \"[first:INFO] kernel loaded\" line: %q", logged)
+	}
 	var inst InstanceInfo
 	json.Unmarshal([]byte(c.ok("GET", "/", "")), &inst)
 	if inst.State != "Running" || inst.ID != "first" {
@@ -179,6 +185,10 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	started2 := make(chan *vmm.VM, 1)
 	c2 := serve(t, New(Options{ID: "second", Console: &cons2, OnStart: func(vm *vmm.VM) { started2 <- vm }}))
 	c2.fault("PUT", "/snapshot/load", `{"snapshot_path": "`+snap+`", "mem_backend": {"backend_type": "File", "backend_path": "`+filepath.Join(dir, "nosuch")+`"}}`, "no such file")
+	c2.fault("PUT", "/snapshot/load", `{"snapshot_path": "`+snap+`", "mem_file_path": "`+mem+`",
+		"network_overrides": [{"iface_id": "eth0", "host_dev_name": "tap9"}]}`, `iface_id "eth0" matches none of the snapshot's interfaces`)
+	c2.fault("PUT", "/snapshot/load", `{"snapshot_path": "`+snap+`", "mem_file_path": "`+mem+`",
+		"vsock_override": {"uds_path": "`+filepath.Join(dir, "v.sock")+`"}}`, "no vsock device")
 	c2.ok("PUT", "/snapshot/load", `{"snapshot_path": "`+snap+`", "mem_backend": {"backend_type": "File", "backend_path": "`+mem+`"}}`)
 	vm2 := <-started2
 	t.Cleanup(func() { vm2.Close() })
