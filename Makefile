@@ -90,7 +90,8 @@ FUZZ_TARGETS := \
 	./virtio/vsock:FuzzReadConnect \
 	./virtio/vsock:FuzzSession \
 	./virtio/vsock:FuzzTxPacket \
-	./vmm/api:FuzzHandler
+	./vmm/api:FuzzHandler \
+	./vmm/fcapi:FuzzAPIBodies
 
 # How long each target fuzzes: fuzz-seeds is the short pass (about 5
 # minutes for all), fuzz the longer one. FUZZFLAGS passes extra flags to

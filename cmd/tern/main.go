@@ -44,7 +44,7 @@ func main() {
 func runMain(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
-	err := app.Run(args)
+	err := app.Run(firecrackerArgs(args))
 	if err == nil {
 		return 0
 	}
@@ -79,7 +79,7 @@ func newApp() *cli.App {
 			logger.SetLevel(lvl)
 			return nil
 		},
-		Commands: []*cli.Command{runCommand(), snapshotCommand(), migrateCommand(), pauseCommand(), resumeCommand(), balloonCommand(), checkCommand(), versionCommand()},
+		Commands: []*cli.Command{runCommand(), snapshotCommand(), migrateCommand(), pauseCommand(), resumeCommand(), balloonCommand(), checkCommand(), versionCommand(), firecrackerCommand()},
 		// A usage error is one line, like every other error.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return fmt.Errorf("%w (see tern %s --help)", err, c.Command.Name)
