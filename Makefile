@@ -30,9 +30,12 @@ deps:
 
 test: deps unit e2e
 
-# Unit tests: every package except the end-to-end tests.
+# Unit tests: every package except the end-to-end tests, then the
+# Firecracker Go SDK driving tern (test/fcsdk, a module of its own so that
+# tern's go.mod does not carry the SDK's dependencies).
 unit:
 	$(GO) test $$($(GO) list ./... | grep -v '/test/e2e$$')
+	cd test/fcsdk && $(GO) test ./...
 
 e2e:
 	$(GO) test -v -count=1 -timeout 25m ./test/e2e/
