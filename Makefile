@@ -43,6 +43,7 @@ e2e:
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd test/fcsdk && $(GO) vet ./...
 
 demo: deps
 	$(GO) run ./test/cmd/demo
