@@ -102,6 +102,9 @@ func jailConfig(c *cli.Context) (jail.Config, error) {
 }
 
 func runJail(c *cli.Context) error {
+	if err := jail.RequireRoot(); err != nil {
+		return err
+	}
 	cfg, err := jailConfig(c)
 	if err != nil {
 		return err

@@ -54,8 +54,8 @@ type Process struct {
 // (ignored with Daemonize, which gives it /dev/null). The caller must be
 // root; its binary's main must call RunStage2 first thing.
 func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("tern jail must run as root: it makes namespaces, device nodes and cgroups, then drops to --uid/--gid")
+	if err := RequireRoot(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Check(); err != nil {
 		return nil, err
@@ -93,6 +93,14 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 		return nil, err
 	}
 	return p, nil
+}
+
+// RequireRoot reports whether this process can make a jail.
+func RequireRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("tern jail must run as root: it makes namespaces, device nodes and cgroups, then drops to --uid/--gid")
+	}
+	return nil
 }
 
 // prepareRoot makes the jail's root directory. An existing one is reused
