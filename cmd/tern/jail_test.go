@@ -133,16 +133,17 @@ func TestJailBootsTinyGuest(t *testing.T) {
 	}
 }
 
-// TestJailDaemonizes starts the halt guest through tern jail --daemonize:
-// tern jail returns at once, the jailed tern runs on in a session of its
-// own with stdio on /dev/null, writes its console into the jail, and
-// ends on SIGTERM.
+// TestJailDaemonizes starts the halt guest through tern jail --daemonize
+// --new-pid-ns: tern jail returns at once, the jailed tern runs on in a
+// session of its own with stdio on /dev/null, writes its console into the
+// jail, serves its API on a socket there, snapshots into the jail (which
+// reads its /proc/self/pagemap: the jail's /proc), and ends on SIGTERM.
 func TestJailDaemonizes(t *testing.T) {
 	f := buildJailFixture(t)
 	base := t.TempDir()
 	cmd := exec.Command(f.tern, "jail", "--id", "halt-1", "--exec-file", f.tern, "--uid", "4321", "--gid", "4322",
-		"--chroot-base-dir", base, "--daemonize", "--bind-ro", f.halt,
-		"--", "run", "--kernel", "/halt.elf", "--pvh", "--memory", "32M", "--console", "/console.log")
+		"--chroot-base-dir", base, "--daemonize", "--new-pid-ns", "--bind-ro", f.halt,
+		"--", "run", "--kernel", "/halt.elf", "--pvh", "--memory", "32M", "--console", "/console.log", "--api-socket", "/api.sock")
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) != 0 {
 		t.Fatalf("tern jail --daemonize: %v, output %q; want a silent success", err, out)
@@ -182,6 +183,13 @@ func TestJailDaemonizes(t *testing.T) {
 		if l, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd); l != "/dev/null" {
 			t.Errorf("daemonized tern's fd %s is %q, want /dev/null", fd, l)
 		}
+	}
+	// The snapshot's directory is a path inside the jail.
+	snap := exec.Command(f.tern, "snapshot", "create", "--api-socket", filepath.Join(root, "api.sock"), "--dir", "/snap")
+	if out, err := snap.CombinedOutput(); err != nil {
+		t.Errorf("tern snapshot create of the jailed VM: %v\n%s", err, out)
+	} else if _, err := os.Stat(filepath.Join(root, "snap", "vmstate")); err != nil {
+		t.Errorf("the snapshot is not in the jail: %v", err)
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

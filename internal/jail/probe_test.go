@@ -72,6 +72,8 @@ type probeOut struct {
 	ROContent string
 	ROWrite   string
 	RWWrite   string
+	Proc      []string // names in /proc
+	Pagemap   string   // opening /proc/self/pagemap
 }
 
 func errStr(err error) string {
@@ -141,6 +143,16 @@ func probe(arg string) int {
 	}
 	if in.RWFile != "" {
 		out.RWWrite = errStr(os.WriteFile(in.RWFile, []byte("written in the jail"), 0))
+	}
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			out.Proc = append(out.Proc, e.Name())
+		}
+	}
+	if f, err := os.Open("/proc/self/pagemap"); err != nil {
+		out.Pagemap = err.Error()
+	} else {
+		f.Close()
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
 		return 2
@@ -334,7 +346,7 @@ func TestJailConfinesProbe(t *testing.T) {
 		cfg.Cgroup = append([]CgroupSetting{{"cgroup.max.descendants", "2"}}, extra...)
 		t.Logf("cgroup %s/%s/probe-1 with %v", mount, parent, cfg.Cgroup)
 	}
-	hostPaths := []string{"/etc/hostname", "/proc/1/environ", "/proc", "/sys", exe, secret, other,
+	hostPaths := []string{"/etc/hostname", "/proc/sys", "/proc/meminfo", "/sys", exe, secret, other,
 		"/../other-vm/root/disk.img", "/../../other-vm/root/disk.img"}
 	in := probeIn{HostPID: os.Getpid(), HostPaths: hostPaths, FSize: fsize, ROFile: "/boot/vmlinux", RWFile: "/disk.img"}
 
@@ -394,7 +406,7 @@ func TestJailConfinesProbe(t *testing.T) {
 	if len(out.Env) != 0 {
 		t.Errorf("the probe's environment is %q, want empty", out.Env)
 	}
-	wantRoot := []string{"boot", "dev", "disk.img", name, name + ".pid"}
+	wantRoot := []string{"boot", "dev", "disk.img", name, name + ".pid", "proc"}
 	if !slices.Equal(out.Root, wantRoot) {
 		t.Errorf("the jail's / holds %q, want %q", out.Root, wantRoot)
 	}
@@ -413,6 +425,10 @@ func TestJailConfinesProbe(t *testing.T) {
 	}
 	if out.TunErr != "" {
 		t.Errorf("the jail's /dev/net/tun does not open: %s", out.TunErr)
+	}
+	// The new PID namespace's /proc: the probe alone, nothing global.
+	if want := []string{"1", "self", "thread-self"}; !slices.Equal(out.Proc, want) || out.Pagemap != "" {
+		t.Errorf("the jail's /proc holds %q (pagemap: %q), want %q and a readable /proc/self/pagemap", out.Proc, out.Pagemap, want)
 	}
 	if !slices.Equal(out.Ifaces, []string{"lo"}) {
 		t.Errorf("the probe sees interfaces %q, want only lo (a new network namespace)", out.Ifaces)
@@ -473,6 +489,9 @@ func TestJailJoinsNetNS(t *testing.T) {
 	})
 	if out.PID == 1 {
 		t.Error("without --new-pid-ns the probe is PID 1")
+	}
+	if out.Proc != nil {
+		t.Errorf("without a PID namespace of its own the jail has a /proc, holding %q", out.Proc)
 	}
 	if !strings.Contains(out.KillHost, "operation not permitted") {
 		t.Errorf("kill(host test process, 0) from the jail: %q, want operation not permitted", out.KillHost)

@@ -80,6 +80,11 @@ func stage2() (err error) {
 	if err := makeDevices(sp.UID, sp.GID); err != nil {
 		return err
 	}
+	if sp.MountProc {
+		if err := mountProc(); err != nil {
+			return err
+		}
+	}
 	if err := copyExec(exe, "/"+sp.ExecName); err != nil {
 		return err
 	}
@@ -175,6 +180,22 @@ func makeDevices(uid, gid int) error {
 		if err := unix.Lchown(n.path, uid, gid); err != nil {
 			return fmt.Errorf("jail: chown %s: %w", n.path, err)
 		}
+	}
+	return nil
+}
+
+// mountProc mounts, read-only, a /proc that holds only the processes of
+// the jail's own PID namespace and none of the kernel's global files
+// (subset=pid), for what tern reads about itself there (its page map, to
+// snapshot only the guest pages that exist). Without a PID namespace of
+// its own a jail gets no /proc: it would list the host's processes.
+func mountProc() error {
+	if err := os.Mkdir("/proc", 0o555); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("jail /proc: %w", err)
+	}
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if err := unix.Mount("proc", "/proc", "proc", flags, "subset=pid,hidepid=invisible"); err != nil {
+		return fmt.Errorf("jail: mount /proc (subset=pid needs Linux 5.8): %w", err)
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ type spec struct {
 	NoFile    uint64   `json:"no_file"`
 	Args      []string `json:"args"`
 	Daemonize bool     `json:"daemonize,omitempty"`
+	MountProc bool     `json:"mount_proc,omitempty"`
 }
 
 // Process is a jailed program that Start started.
@@ -68,6 +69,7 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 		Root: root, ExecName: cfg.ExecName(), ExecFile: cfg.ExecFile,
 		UID: cfg.UID, GID: cfg.GID, NetNS: cfg.NetNS, Binds: cfg.Binds,
 		FSize: cfg.Limits.FSize, NoFile: DefaultNoFile, Args: cfg.Args, Daemonize: cfg.Daemonize,
+		MountProc: cfg.NewPIDNS,
 	}
 	if cfg.Limits.NoFile != nil {
 		sp.NoFile = *cfg.Limits.NoFile
