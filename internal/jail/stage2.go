@@ -144,6 +144,9 @@ func pivot(root string) error {
 		return fmt.Errorf("enter the jail root: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
+		if err == unix.EINVAL {
+			return fmt.Errorf("pivot_root to %s: %w (is / the initramfs? the kernel cannot pivot away from it: run tern jail from a root that is a mount of its own, as after switch_root)", root, err)
+		}
 		return fmt.Errorf("pivot_root to %s: %w", root, err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
