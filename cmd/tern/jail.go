@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -109,11 +108,11 @@ func runJail(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Signals meant for the jailed program reach it through us; catch
+	// The signals that stop tern reach the jailed tern through us; catch
 	// them before it starts so none is lost in between.
 	sigs := make(chan os.Signal, 4)
 	if !cfg.Daemonize {
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+		signal.Notify(sigs, stopSignals()...)
 		defer signal.Stop(sigs)
 	}
 	p, err := jail.Start(cfg, os.Stdin, c.App.Writer, c.App.ErrWriter)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -205,6 +206,61 @@ func TestJailDaemonizes(t *testing.T) {
 	}
 }
 
+// TestJailForwardsSIGTERM runs the halt guest through tern jail in the
+// foreground and sends SIGTERM to tern jail: the jailed tern (PID 1 of its
+// own PID namespace) gets it, stops the VM, and tern jail exits with the
+// status tern gives a stop by that signal, 128+15.
+func TestJailForwardsSIGTERM(t *testing.T) {
+	f := buildJailFixture(t)
+	base := t.TempDir()
+	cmd := exec.Command(f.tern, "jail", "--id", "halt-2", "--exec-file", f.tern, "--uid", "4321", "--gid", "4322",
+		"--chroot-base-dir", base, "--new-pid-ns", "--bind-ro", f.halt,
+		"--", "run", "--kernel", "/halt.elf", "--pvh", "--memory", "32M")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), tinyguest.HaltLine) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the jailed guest never printed %q; stderr:\n%s", tinyguest.HaltLine, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	if cmd.ProcessState.ExitCode() != 128+15 {
+		t.Errorf("tern jail after SIGTERM: %v, exit %d; want 143\nstderr:\n%s", err, cmd.ProcessState.ExitCode(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `msg="stopping the VM" signal=terminated`) {
+		t.Errorf("the jailed tern did not log that SIGTERM stopped it:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a buffer a test reads while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestJailNeedsRoot runs tern jail as an ordinary user: it refuses, saying
 // why, before making anything.
 func TestJailNeedsRoot(t *testing.T) {
@@ -247,4 +303,17 @@ func runWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) error {
 	timer := time.AfterFunc(limit, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	return cmd.Wait()
+}
+
+// TestJailStageMarkerAlone runs tern with the jail's stage marker in its
+// environment but not started by tern jail: it refuses rather than read
+// or write descriptors it was never given.
+func TestJailStageMarkerAlone(t *testing.T) {
+	f := buildJailFixture(t)
+	cmd := exec.Command(f.tern, "version")
+	cmd.Env = append(os.Environ(), "TERN_JAIL_STAGE2=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not started by tern jail") {
+		t.Errorf("tern with a stray TERN_JAIL_STAGE2: %v, %q; want a refusal", err, out)
+	}
 }

@@ -28,6 +28,15 @@ func RunStage2() {
 	// the exec'd program inherits the exec'ing thread's. Everything below
 	// runs on this one thread, and the exec happens on it.
 	runtime.LockOSThread()
+	// A stray StageEnv in a user's environment must not make tern read
+	// or write descriptors it was never given.
+	for _, fd := range []int{specFD, statusFD} {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+			fmt.Fprintf(os.Stderr, "tern: %s is set, but this process was not started by tern jail\n", StageEnv)
+			os.Exit(1)
+		}
+	}
 	status := os.NewFile(statusFD, "jail status")
 	unix.CloseOnExec(statusFD)
 	err := stage2()
