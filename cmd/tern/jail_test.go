@@ -109,10 +109,12 @@ func buildJailFixture(t *testing.T) jailFixture {
 func TestJailBootsTinyGuest(t *testing.T) {
 	f := buildJailFixture(t)
 	base := t.TempDir()
-	cmd := exec.Command(f.tern, "jail", "--id", "tiny-1", "--exec-file", f.tern, "--uid", "4321", "--gid", "4322",
+	// A relative --exec-file means the file where tern jail was started.
+	cmd := exec.Command(f.tern, "jail", "--id", "tiny-1", "--exec-file", "./tern", "--uid", "4321", "--gid", "4322",
 		"--chroot-base-dir", base, "--new-pid-ns", "--resource-limit", "no-file=256",
 		"--bind-ro", f.hello+":/guest/hello.elf",
 		"--", "run", "--kernel", "/guest/hello.elf", "--pvh", "--memory", "32M", "--api-socket", "/api.sock")
+	cmd.Dir = filepath.Dir(f.tern)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := runWithin(t, cmd, 60*time.Second)

@@ -101,7 +101,6 @@ func stage2() (err error) {
 		if err := mountBind(trees[i], b); err != nil {
 			return err
 		}
-		unix.Close(trees[i])
 	}
 	// The program may make its API socket, console log and snapshots in
 	// its root.

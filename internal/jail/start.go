@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +37,6 @@ type spec struct {
 	FSize     *uint64  `json:"fsize,omitempty"`
 	NoFile    uint64   `json:"no_file"`
 	Args      []string `json:"args"`
-	Daemonize bool     `json:"daemonize,omitempty"`
 	MountProc bool     `json:"mount_proc,omitempty"`
 }
 
@@ -61,6 +61,18 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
+	// The second stage starts in /, so relative paths are made absolute
+	// here, where they were meant.
+	for _, p := range []*string{&cfg.ExecFile, &cfg.NetNS} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, err
+		}
+		*p = abs
+	}
 	root := cfg.Root()
 	if err := prepareRoot(root); err != nil {
 		return nil, err
@@ -68,8 +80,7 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 	sp := spec{
 		Root: root, ExecName: cfg.ExecName(), ExecFile: cfg.ExecFile,
 		UID: cfg.UID, GID: cfg.GID, NetNS: cfg.NetNS, Binds: cfg.Binds,
-		FSize: cfg.Limits.FSize, NoFile: DefaultNoFile, Args: cfg.Args, Daemonize: cfg.Daemonize,
-		MountProc: cfg.NewPIDNS,
+		FSize: cfg.Limits.FSize, NoFile: DefaultNoFile, Args: cfg.Args, MountProc: cfg.NewPIDNS,
 	}
 	if cfg.Limits.NoFile != nil {
 		sp.NoFile = *cfg.Limits.NoFile
