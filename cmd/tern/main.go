@@ -35,6 +35,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	maybeJailStage2()
 	ignoreSIGPIPE()
 	os.Exit(runMain(os.Args, os.Stdout, os.Stderr))
 }
@@ -79,7 +80,7 @@ func newApp() *cli.App {
 			logger.SetLevel(lvl)
 			return nil
 		},
-		Commands: []*cli.Command{runCommand(), snapshotCommand(), migrateCommand(), pauseCommand(), resumeCommand(), balloonCommand(), checkCommand(), versionCommand(), firecrackerCommand()},
+		Commands: []*cli.Command{runCommand(), snapshotCommand(), migrateCommand(), pauseCommand(), resumeCommand(), balloonCommand(), checkCommand(), jailCommand(), firecrackerCommand(), versionCommand()},
 		// A usage error is one line, like every other error.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return fmt.Errorf("%w (see tern %s --help)", err, c.Command.Name)

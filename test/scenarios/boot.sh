@@ -30,4 +30,51 @@ check "ELF vmlinux via its PVH entry: tern entered through the PVH note" tern_lo
 
 check "both guests ran the same kernel" [ "$(guest_value bzimage-1cpu uname)" = "$(guest_value elf-2cpu uname)" ]
 
+# The ELF once more, through tern jail: tern runs as uid 4321, with no
+# capabilities, in new mount, network and PID namespaces, in a jail that
+# holds only itself, the two devices and the bound kernel and initrd, in a
+# cgroup v2 with memory and CPU limits. The test host's / is its
+# initramfs, which pivot_root cannot leave; a recursive bind of it, entered
+# with chroot, is a root of its own (what switch_root gives a real host).
+mkdir -p /sys/fs/cgroup /jailhost
+mount -t cgroup2 none /sys/fs/cgroup
+mount -o rbind / /jailhost
+jail_dir=/tmp/jailer/tern/jailed
+echo "SCENARIO-RUN jailed: tern jail ... -- run --kernel /vmlinux --initrd /initrd (in the background)"
+timeout -k 10 "$TERN_RUN_TIMEOUT" chroot /jailhost "$TERN" jail --id jailed --exec-file "$TERN" \
+	--uid 4321 --gid 4321 --chroot-base-dir /tmp/jailer --new-pid-ns \
+	--cgroup memory.max=512M --cgroup "cpu.max=90000 100000" \
+	--bind-ro "$KERNEL_ELF:/vmlinux" --bind-ro "$INITRD:/initrd" \
+	-- run --kernel /vmlinux --initrd /initrd --cpus 1 --memory 256M \
+	--cmdline "$GUEST_CMDLINE tern.action=poweroff" </dev/null >"$OUT/jailed.out" 2>"$OUT/jailed.err" &
+jail_pid=$!
+# Once the jailed tern has loaded the kernel, look at it from outside.
+if wait_for 60 tern_logged jailed 'kernel loaded'; then
+	pid=$(cat "$jail_dir/root/tern.pid")
+	cat "/proc/$pid/status" >"$OUT/jailed.status"
+	ids='[[:space:]]+4321[[:space:]]+4321[[:space:]]+4321[[:space:]]+4321$'
+	check "jailed tern runs as uid and gid 4321 with no groups" \
+		[ "$(grep -cE "^Uid:$ids|^Gid:$ids|^Groups:[[:space:]]*\$" "$OUT/jailed.status")" = 3 ]
+	check "jailed tern has no capabilities in any set, and no_new_privs" \
+		[ "$(grep -cE '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb):[[:space:]]*0000000000000000$|^NoNewPrivs:[[:space:]]*1$' "$OUT/jailed.status")" = 6 ]
+	for ns in mnt net pid; do
+		check "jailed tern is in a $ns namespace of its own" [ "$(readlink "/proc/$pid/ns/$ns")" != "$(readlink "/proc/self/ns/$ns")" ]
+	done
+	check "jailed tern sees only its jail: $(ls "/proc/$pid/root/" | tr '\n' ' ')" \
+		[ "$(ls "/proc/$pid/root/" | tr '\n' ' ')" = "dev initrd proc tern tern.pid vmlinux " ]
+	check "jailed tern's /proc holds its own PID namespace only: $(ls "/proc/$pid/root/proc/" | tr '\n' ' ')" \
+		[ "$(ls "/proc/$pid/root/proc/" | tr '\n' ' ')" = "1 self thread-self " ]
+	check "jailed tern is in the cgroup /tern/jailed" grep -qx '0::/tern/jailed' "/proc/$pid/cgroup"
+	check "its cgroup has memory.max 512M" [ "$(cat /sys/fs/cgroup/tern/jailed/memory.max)" = 536870912 ]
+	check "its cgroup has cpu.max 90000 100000" [ "$(cat /sys/fs/cgroup/tern/jailed/cpu.max)" = "90000 100000" ]
+else
+	check "the jailed tern loaded the kernel" false
+fi
+wait "$jail_pid"
+echo $? >"$OUT/jailed.rc"
+report_run jailed
+check "jailed guest: tern jail exits 0 after guest poweroff" powered_off jailed
+check "jailed guest: init reports uname -r" [ "$(guest_value jailed uname)" = "$(guest_value elf-2cpu uname)" ]
+check "jailed guest: its cgroup is removed when it ends" [ ! -e /sys/fs/cgroup/tern/jailed ]
+
 finish
