@@ -9,10 +9,13 @@ import (
 
 // installTSync installs prog on the calling thread and synchronises every
 // other thread to it. The kernel answers a thread it could not
-// synchronise with that thread's id rather than an error.
+// synchronise with that thread's id rather than an error. FLAG_LOG has
+// the kernel log every refusal (a trap is not logged otherwise), so that
+// a host's log shows which call ended a tern.
 func installTSync(prog []unix.SockFilter) (tid int, err error) {
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	flags := unix.SECCOMP_FILTER_FLAG_TSYNC | unix.SECCOMP_FILTER_FLAG_LOG
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&fprog)))
 	runtime.KeepAlive(prog)
 	if errno != 0 {
 		return 0, errno
