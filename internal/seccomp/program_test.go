@@ -50,6 +50,7 @@ func TestRunPhaseCallsAreAllowed(t *testing.T) {
 		"KVM_GET_REGS (snapshot)":          call(unix.SYS_IOCTL, 12, reqKVMGetRegs),
 		"KVM_GET_DIRTY_LOG (migration)":    call(unix.SYS_IOCTL, 11, reqKVMGetDirtyLog),
 		"TCGETS (logrus)":                  call(unix.SYS_IOCTL, 2, unix.TCGETS),
+		"TUNSETOFFLOAD (virtio-net)":       call(unix.SYS_IOCTL, 14, unix.TUNSETOFFLOAD),
 		"read":                             call(unix.SYS_READ, 3, 0, 8),
 		"write":                            call(unix.SYS_WRITE, 2, 0, 8),
 		"futex":                            call(unix.SYS_FUTEX),

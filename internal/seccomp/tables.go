@@ -94,10 +94,11 @@ var kvmRequests = []string{
 	"KVM_IOEVENTFD", "KVM_IRQFD",
 }
 
-// otherRequests are the ioctls outside KVM: logrus asks once, at its first
-// line (which comes after the guest starts at --log-level warn), whether
-// stderr is a terminal.
-var otherRequests = []uint64{unix.TCGETS}
+// otherRequests are the ioctls outside KVM: virtio-net tells its TAP
+// which offloads the guest's driver accepted once the driver is up; logrus
+// asks once, at its first line (which comes after the guest starts at
+// --log-level warn), whether stderr is a terminal.
+var otherRequests = []uint64{unix.TUNSETOFFLOAD, unix.TCGETS}
 
 // ioctlRules allows ioctl for those requests and no other.
 func ioctlRules() ([]sysRule, error) {
