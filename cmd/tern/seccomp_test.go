@@ -240,7 +240,26 @@ func TestSeccompConfinedTernRunsTheWholeLifecycle(t *testing.T) {
 	requireNoCgo(t)
 	elf := counterGuest(t)
 	dir := t.TempDir()
-	src := startTern(t, dir, "source", nil, "--log-level", "warn", "run", "--kernel", elf, "--pvh", "--memory", "32M")
+	// A disk with data and holes, streamed by the migration (reads,
+	// SEEK_DATA and SEEK_HOLE at the source, writes and holes at the
+	// destination) and locked and unlocked on the way.
+	disk, copied := filepath.Join(dir, "disk.img"), filepath.Join(dir, "copied.img")
+	data := bytes.Repeat([]byte("tern disk "), 1000)
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	df, err := os.OpenFile(disk, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := df.WriteAt(data, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	df.Close()
+	src := startTern(t, dir, "source", nil, "--log-level", "warn", "run", "--kernel", elf, "--pvh", "--memory", "32M", "--disk", "path="+disk)
 	src.waitAPI(t)
 	src.waitTicks(t, 3)
 	src.requireFiltered(t)
@@ -270,7 +289,7 @@ func TestSeccompConfinedTernRunsTheWholeLifecycle(t *testing.T) {
 	}
 	port := freePort(t)
 	dst := startTern(t, dir, "destination", nil, "migrate", "receive", "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", port),
-		"--tls-cert", f.ServerCert, "--tls-key", f.ServerKey, "--tls-ca", f.CA)
+		"--tls-cert", f.ServerCert, "--tls-key", f.ServerKey, "--tls-ca", f.CA, "--disk", disk+"="+copied)
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(dst.stderr.String(), "waiting for an incoming migration") {
 		if time.Now().After(deadline) {
@@ -278,7 +297,8 @@ func TestSeccompConfinedTernRunsTheWholeLifecycle(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	req, _ := json.Marshal(api.MigrationRequest{To: fmt.Sprintf("tcp:localhost:%d", port), TLSCert: f.ClientCert, TLSKey: f.ClientKey, TLSCA: f.CA})
+	req, _ := json.Marshal(api.MigrationRequest{To: fmt.Sprintf("tcp:localhost:%d", port), WithDisks: true,
+		TLSCert: f.ClientCert, TLSKey: f.ClientKey, TLSCA: f.CA})
 	if _, err := apiCall(src.api, http.MethodPut, "/migration/send", string(req)); err != nil {
 		t.Fatalf("migration send: %v", err)
 	}
@@ -293,8 +313,12 @@ func TestSeccompConfinedTernRunsTheWholeLifecycle(t *testing.T) {
 	dst.waitTicks(t, 3)
 	dst.requireFiltered(t)
 	dst.stop(t)
+	got, err := os.ReadFile(copied)
+	if err != nil || !bytes.Equal(got[1<<20:1<<20+len(data)], data) {
+		t.Errorf("the streamed disk does not hold the source's data (%v)", err)
+	}
 
-	restored := startTern(t, dir, "restored", nil, "snapshot", "restore", "--dir", snap)
+	restored := startTern(t, dir, "restored", nil, "snapshot", "restore", "--dir", snap, "--disk", disk+"="+disk)
 	restored.waitAPI(t)
 	restored.waitTicks(t, 3)
 	restored.requireFiltered(t)
