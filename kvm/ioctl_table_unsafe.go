@@ -69,3 +69,18 @@ var (
 	kvmSetXCRs       = newIoctl("KVM_SET_XCRS", ioctlIOW(0xa7, unsafe.Sizeof(XCRs{})))
 	kvmKVMClockCtrl  = newIoctl("KVM_KVMCLOCK_CTRL", ioctlIO(0xad))
 )
+
+// requests lists every request above, for RequestNumber.
+var requests = []ioctlReq{
+	kvmGetAPIVersion, kvmCreateVM, kvmGetMSRIndexList, kvmCheckExtension, kvmGetVCPUMmapSize,
+	kvmGetSupportedCPUID, kvmGetEmulatedCPUID, kvmGetMSRFeatureIndex,
+	kvmCreateVCPU, kvmGetDirtyLog, kvmSetUserMemoryRegion, kvmSetTSSAddr, kvmSetIdentityMapAddr,
+	kvmCreateIRQChip, kvmIRQLine, kvmGetIRQChip, kvmSetIRQChip, kvmIRQFD, kvmCreatePIT2,
+	kvmIOEventFD, kvmSetClock, kvmGetClock, kvmGetPIT2, kvmSetPIT2, kvmSignalMSI,
+	kvmClearDirtyLog, kvmEnableCap,
+	kvmRun, kvmGetRegs, kvmSetRegs, kvmGetSregs, kvmSetSregs, kvmInterrupt, kvmGetMSRs, kvmSetMSRs,
+	kvmGetFPU, kvmSetFPU, kvmGetLAPIC, kvmSetLAPIC, kvmSetCPUID2, kvmGetCPUID2,
+	kvmGetMPState, kvmSetMPState, kvmNMI, kvmGetVCPUEvents, kvmSetVCPUEvents,
+	kvmGetDebugRegs, kvmSetDebugRegs, kvmSetTSCKHz, kvmGetTSCKHz, kvmGetXSave, kvmSetXSave,
+	kvmGetXCRs, kvmSetXCRs, kvmKVMClockCtrl,
+}

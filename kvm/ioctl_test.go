@@ -74,5 +74,16 @@ func TestIoctlNumbersMatchKernel(t *testing.T) {
 		if tt.req.num != tt.want {
 			t.Errorf("%s = %#x, want %#x", tt.name, tt.req.num, tt.want)
 		}
+		// RequestNumber must know every request, or a seccomp
+		// filter built from it could not name one tern issues.
+		if n, err := RequestNumber(tt.name); err != nil || uintptr(n) != tt.want {
+			t.Errorf("RequestNumber(%q) = %#x, %v; want %#x", tt.name, n, err, tt.want)
+		}
+	}
+	if len(requests) != len(tests) {
+		t.Errorf("RequestNumber knows %d requests, the table above %d", len(requests), len(tests))
+	}
+	if _, err := RequestNumber("KVM_SET_GUEST_DEBUG"); err == nil {
+		t.Error("RequestNumber named a request this package never issues")
 	}
 }

@@ -88,6 +88,12 @@ type Config struct {
 	// Started is when the monitor process started; boot-time and
 	// first-KVM_RUN figures are measured from it. Zero means when New ran.
 	Started time.Time
+	// BeforeRun, if set, is called by Start once the vCPUs are created
+	// and configured, just before the guest runs its first instruction:
+	// from there on the process only runs the VM, so this is where it
+	// confines itself (tern installs its seccomp filter here). An error
+	// fails Start; no guest code has run.
+	BeforeRun func() error
 }
 
 // DiskConfig is one virtio-blk disk.

@@ -339,6 +339,7 @@ type ReceiveOptions struct {
 	Logger       logrus.FieldLogger
 	OnEvent      func(Event) // as Config.OnEvent
 	Started      time.Time
+	BeforeRun    func() error // as Config.BeforeRun
 }
 
 // Receive takes one incoming migration from conn and returns the VM once
@@ -398,6 +399,7 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 		DiskPaths: o.DiskPaths, TAPs: o.TAPs, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
 		TrustSnapshotPaths: o.TrustSourcePaths,
 		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
+		BeforeRun: o.BeforeRun,
 	}, "the incoming VM")
 	if err != nil {
 		return nil, err

@@ -54,7 +54,8 @@ type RestoreOptions struct {
 	OnEvent      func(Event) // as Config.OnEvent
 	// Started is when the restore was asked for; restore latency is
 	// measured from it. Zero means when Restore ran.
-	Started time.Time
+	Started   time.Time
+	BeforeRun func() error // as Config.BeforeRun
 }
 
 // restoredState is what the vCPUs of a restored VM start from.
@@ -217,7 +218,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
 		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Balloon: c.Balloon,
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
-		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started,
+		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started, BeforeRun: opts.BeforeRun,
 	}
 	var unconfirmed []HostResource
 	confirm := func(o overrideSet, r HostResource) string {

@@ -402,6 +402,15 @@ func (v *VM) Start() error {
 			return err
 		}
 	}
+	if run := v.cfg.BeforeRun; run != nil {
+		if err := run(); err != nil {
+			err = fmt.Errorf("before the guest runs: %w", err)
+			v.requestStop(0, err)
+			v.releaseVCPUs(false)
+			v.joinVCPUs()
+			return err
+		}
+	}
 	// Before the vCPUs run: a guest that stops at once must find the VM
 	// running, or its Stopped event would be lost.
 	v.setState(StateRunning)

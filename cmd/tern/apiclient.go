@@ -20,18 +20,44 @@ import (
 // under way.
 const apiDrainTimeout = 5 * time.Second
 
-// serveAPI listens on sock (see listenAPI) and serves vm's API until the
-// returned stop is called.
-func serveAPI(sock string, vm *vmm.VM) (func(), error) {
+// apiSocket is tern's API socket, made before the VM is built (a
+// migration's guest runs, confined, before Receive returns: no socket
+// could be made then) and served once the VM exists.
+type apiSocket struct {
+	ln     net.Listener
+	remove func()
+}
+
+// openAPI listens on sock (see listenAPI); "" means no API (nil).
+func openAPI(sock string) (*apiSocket, error) {
+	if sock == "" {
+		return nil, nil
+	}
 	ln, remove, err := listenAPI(sock)
 	if err != nil {
 		return nil, fmt.Errorf("--api-socket: %w", err)
 	}
-	srv := api.Serve(ln, api.ForVM(vm))
+	return &apiSocket{ln: ln, remove: remove}, nil
+}
+
+// close gives up a socket never served (no VM came to be).
+func (a *apiSocket) close() {
+	if a != nil {
+		a.remove()
+		a.ln.Close()
+	}
+}
+
+// serve serves vm's API until the returned stop is called.
+func (a *apiSocket) serve(vm *vmm.VM) func() {
+	if a == nil {
+		return func() {}
+	}
+	srv := api.Serve(a.ln, api.ForVM(vm))
 	return func() {
 		// Removed while still listening: no other tern can have taken
 		// the path (ours answers), and our inode cannot be reused.
-		remove()
+		a.remove()
 		// Requests under way finish first: a watcher of a migration
 		// that just moved the guest away gets the final status.
 		ctx, cancel := context.WithTimeout(context.Background(), apiDrainTimeout)
@@ -39,7 +65,7 @@ func serveAPI(sock string, vm *vmm.VM) (func(), error) {
 		if srv.Shutdown(ctx) != nil {
 			srv.Close()
 		}
-	}, nil
+	}
 }
 
 func balloonCommand() *cli.Command {

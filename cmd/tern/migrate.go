@@ -56,7 +56,7 @@ func migrateCommand() *cli.Command {
 					&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
 					consoleFlag(),
 					consoleRawFlag(),
-				}, tlsFlags()...),
+				}, append(tlsFlags(), seccompFlags()...)...),
 				Action: migrateReceive,
 			},
 			{
@@ -114,14 +114,24 @@ func migrateReceive(c *cli.Context) error {
 	if opts.DiskPaths, opts.TAPs, opts.Bridges, err = parseHostOverrides(c); err != nil {
 		return err
 	}
+	if opts.BeforeRun, err = seccompHook(c); err != nil {
+		return err
+	}
 	var closeConsole func()
 	if opts.Console, opts.ConsoleInput, closeConsole, err = openConsole(c.String("console"), c.Bool("console-raw")); err != nil {
 		return err
 	}
 	defer closeConsole()
 
+	// The API socket is made now: the guest runs, and tern is
+	// confined, before Receive returns.
+	apiSock, err := openAPI(c.String("api-socket"))
+	if err != nil {
+		return err
+	}
 	ln, err := transport.Listen(addr, topts)
 	if err != nil {
+		apiSock.close()
 		return fmt.Errorf("--listen: %w", err)
 	}
 	// A signal while waiting, or while the guest comes in, ends it all:
@@ -136,6 +146,7 @@ func migrateReceive(c *cli.Context) error {
 	conn, err := acceptMigration(ln)
 	ln.Close()
 	if err != nil {
+		apiSock.close()
 		if ctx.Err() != nil {
 			return &exitError{code: 1, err: errors.New("migrate receive: stopped by a signal before any guest arrived")}
 		}
@@ -145,11 +156,12 @@ func migrateReceive(c *cli.Context) error {
 	logger.WithField("peer", conn.RemoteAddr().String()).Info("incoming migration")
 	vm, err := vmm.Receive(ctx, conn, opts)
 	if err != nil {
+		apiSock.close()
 		return fmt.Errorf("incoming migration failed, nothing runs here: %w", explainUnconfirmed(err, "--trust-source-paths"))
 	}
 	stop()
 	defer vm.Close()
-	return runUntilStopped(vm, c.String("api-socket"))
+	return runUntilStopped(vm, apiSock)
 }
 
 // acceptMigration waits for the first peer that passes the transport's

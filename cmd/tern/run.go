@@ -18,7 +18,7 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "boot a microVM and run it until the guest powers off",
 		ArgsUsage: " ",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kernel", Usage: "guest kernel: an ELF vmlinux or a bzImage", Required: true},
 			&cli.StringFlag{Name: "initrd", Usage: "initial ramdisk (optional)"},
 			&cli.StringFlag{Name: "cmdline", Usage: "kernel command line (default: " + vmm.DefaultCmdline + ")"},
@@ -36,7 +36,7 @@ func runCommand() *cli.Command {
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
 			&cli.BoolFlag{Name: "pvh", Usage: "enter an ELF kernel through its PVH entry note instead of its 64-bit entry"},
-		},
+		}, seccompFlags()...),
 		Action: runAction,
 	}
 }
@@ -93,6 +93,9 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 	}
+	if cfg.BeforeRun, err = seccompHook(c); err != nil {
+		return err
+	}
 	if cfg.CPUs < 1 {
 		return fmt.Errorf("--cpus: %d is not a positive number of vCPUs", cfg.CPUs)
 	}
@@ -102,24 +105,23 @@ func runAction(c *cli.Context) error {
 	}
 	defer closeConsole()
 
-	vm, err := vmm.New(cfg)
+	apiSock, err := openAPI(c.String("api-socket"))
 	if err != nil {
 		return err
 	}
+	vm, err := vmm.New(cfg)
+	if err != nil {
+		apiSock.close()
+		return err
+	}
 	defer vm.Close()
-	return runUntilStopped(vm, c.String("api-socket"))
+	return runUntilStopped(vm, apiSock)
 }
 
 // runUntilStopped serves the API (if asked) and runs vm until the guest
 // stops or a signal arrives, turning the outcome into tern's exit status.
-func runUntilStopped(vm *vmm.VM, apiSocket string) error {
-	if apiSocket != "" {
-		stop, err := serveAPI(apiSocket, vm)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+func runUntilStopped(vm *vmm.VM, apiSock *apiSocket) error {
+	defer apiSock.serve(vm)()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

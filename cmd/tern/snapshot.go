@@ -59,7 +59,7 @@ func snapshotCommand() *cli.Command {
 				Name:      "restore",
 				Usage:     "rebuild a guest from a snapshot and run it until it stops (exit status as tern run)",
 				ArgsUsage: " ",
-				Flags: []cli.Flag{
+				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "dir", Usage: "the snapshot's directory", Required: true},
 					consoleFlag(), consoleRawFlag(),
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the restored VM's HTTP API on this Unix socket"},
@@ -70,7 +70,7 @@ func snapshotCommand() *cli.Command {
 					&cli.BoolFlag{Name: "trust-snapshot-paths", Usage: "use every disk, TAP, bridge and vsock socket the snapshot names that no flag above maps, as it names it"},
 					&cli.BoolFlag{Name: "track-dirty-pages", Usage: "track dirty pages in the restored guest (diff snapshots relative to this one)"},
 					&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
-				},
+				}, seccompFlags()...),
 				Action: snapshotRestore,
 			},
 			{
@@ -138,17 +138,25 @@ func snapshotRestore(c *cli.Context) error {
 	if opts.DiskPaths, opts.TAPs, opts.Bridges, err = parseHostOverrides(c); err != nil {
 		return err
 	}
+	if opts.BeforeRun, err = seccompHook(c); err != nil {
+		return err
+	}
 	var closeConsole func()
 	if opts.Console, opts.ConsoleInput, closeConsole, err = openConsole(c.String("console"), c.Bool("console-raw")); err != nil {
 		return err
 	}
 	defer closeConsole()
+	apiSock, err := openAPI(c.String("api-socket"))
+	if err != nil {
+		return err
+	}
 	vm, err := vmm.Restore(opts)
 	if err != nil {
+		apiSock.close()
 		return explainUnconfirmed(err, "--trust-snapshot-paths")
 	}
 	defer vm.Close()
-	return runUntilStopped(vm, c.String("api-socket"))
+	return runUntilStopped(vm, apiSock)
 }
 
 // parseHostOverrides reads --disk, --tap and --bridge.

@@ -294,7 +294,22 @@ host_bridge() {
 in_bridge() { [ -e "/sys/class/net/$BRIDGE/brif/$1" ]; }
 
 # finish exits with the number of failed checks (0 when all passed).
+# seccomp_report: no tern of the scenario met its seccomp filter. A call
+# the filter refuses ends tern with SIGSYS and a Go traceback naming it;
+# the kernel logs it too (audit type=1326), as it logs every call let
+# through by --seccomp-audit.
+seccomp_report() {
+	trapped=$(grep -l "SIGSYS: bad system call" "$OUT"/*.err 2>/dev/null)
+	for f in $trapped; do
+		echo "SECCOMP $(basename "$f" .err) trapped:"
+		grep -A 14 "SIGSYS: bad system call" "$f" | sed 's/^/SECCOMP   /'
+	done
+	dmesg | grep "type=1326" | sed 's/^/SECCOMP-AUDIT /'
+	check "no tern was stopped by its seccomp filter" [ -z "$trapped" ]
+}
+
 finish() {
+	seccomp_report
 	if [ "$fails" -eq 0 ]; then
 		echo "SCENARIO-RESULT ok"
 		exit 0

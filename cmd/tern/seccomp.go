@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/ternvm/tern/internal/seccomp"
+	"github.com/urfave/cli/v2"
+)
+
+// seccompFlags are the flags of every command that runs a guest: the
+// filter is on unless they say otherwise.
+func seccompFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "no-seccomp", Usage: "run without the seccomp filter that otherwise confines tern to the system calls running a guest needs"},
+		&cli.BoolFlag{Name: "seccomp-audit", Usage: "for development: let system calls outside the seccomp filter through, and have the kernel log each (audit type=1326, in dmesg)"},
+	}
+}
+
+// seccompHook reads those flags: what vmm calls just before the guest
+// runs (nil for none).
+func seccompHook(c *cli.Context) (func() error, error) {
+	if c.Bool("no-seccomp") {
+		if c.Bool("seccomp-audit") {
+			return nil, fmt.Errorf("--no-seccomp and --seccomp-audit exclude each other")
+		}
+		logger.Warn("seccomp filter off (--no-seccomp): tern may make any system call")
+		return nil, nil
+	}
+	mode := seccomp.Enforce
+	if c.Bool("seccomp-audit") {
+		mode = seccomp.Audit
+	}
+	return func() error {
+		if err := seccomp.Install(mode); err != nil {
+			return fmt.Errorf("%w (--no-seccomp runs without it)", err)
+		}
+		logger.WithField("mode", mode.String()).Info("seccomp filter installed on every thread")
+		return nil
+	}, nil
+}
