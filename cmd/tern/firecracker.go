@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/internal/seccomp"
 	"github.com/ternvm/tern/vmm"
 	"github.com/ternvm/tern/vmm/api"
 	"github.com/ternvm/tern/vmm/fcapi"
@@ -33,14 +34,6 @@ const (
 
 // fcMetricsPeriod is how often Firecracker flushes its metrics by itself.
 const fcMetricsPeriod = 60 * time.Second
-
-// seccompChoice carries --seccomp-filter / --no-seccomp. This tern build
-// installs no seccomp filter of its own yet: the choice is recorded for
-// the code that will.
-var seccompChoice struct {
-	Disabled   bool
-	FilterPath string
-}
 
 // newMMDSStore makes the MMDS store the Firecracker API serves; nil while
 // this build has none (/mmds then answers 400, --metadata fails).
@@ -74,8 +67,8 @@ func firecrackerCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-path", Usage: "file or FIFO for the metrics (one JSON line per flush)"},
 			&cli.BoolFlag{Name: "boot-timer", Usage: "accepted: tern always has the boot timer device (port 0x440) and logs the guest's boot time"},
 			&cli.StringFlag{Name: "metadata", Usage: "file of JSON to put in MMDS"},
-			&cli.StringFlag{Name: "seccomp-filter", Usage: "seccomp filter file (recorded; this tern installs no filter yet)"},
-			&cli.BoolFlag{Name: "no-seccomp", Usage: "install no seccomp filter (this tern installs none yet)"},
+			&cli.StringFlag{Name: "seccomp-filter", Usage: "Firecracker's compiled seccomp filter: refused, tern installs its own allow-list"},
+			&cli.BoolFlag{Name: "no-seccomp", Usage: "install no seccomp filter (by default tern's own allow-list is installed before the guest runs)"},
 			&cli.Uint64Flag{Name: "start-time-us", Usage: "the process's start, CLOCK_MONOTONIC microseconds (as the jailer passes it)"},
 			&cli.Uint64Flag{Name: "start-time-cpu-us", Usage: "accepted (the jailer's CPU time at start)"},
 			&cli.Uint64Flag{Name: "parent-cpu-time-us", Usage: "accepted (the jailer's CPU time)"},
@@ -116,9 +109,19 @@ func firecrackerAction(c *cli.Context) error {
 	if c.String("module") != "" {
 		return argErr("--module: tern does not filter its log by module")
 	}
-	seccompChoice.Disabled, seccompChoice.FilterPath = c.Bool("no-seccomp"), c.String("seccomp-filter")
-	if seccompChoice.Disabled && seccompChoice.FilterPath != "" {
+	if c.Bool("no-seccomp") && c.String("seccomp-filter") != "" {
 		return argErr("--no-seccomp and --seccomp-filter exclude each other")
+	}
+	if p := c.String("seccomp-filter"); p != "" {
+		// Firecracker's file is BPF compiled for Firecracker's threads
+		// and calls; tern's own allow-list fits tern.
+		return argErr("--seccomp-filter %s: tern does not load Firecracker's compiled filters; it installs its own allow-list by default (or none with --no-seccomp)", p)
+	}
+	var beforeRun func() error
+	if c.Bool("no-seccomp") {
+		logger.Warn("seccomp filter off (--no-seccomp): tern may make any system call")
+	} else {
+		beforeRun = installSeccomp(seccomp.Enforce)
 	}
 
 	start := started
@@ -134,7 +137,7 @@ func firecrackerAction(c *cli.Context) error {
 	opts := fcapi.Options{
 		ID: c.String("id"), Console: os.Stdout, ConsoleInput: os.Stdin,
 		Logger: log, Started: start,
-		OnStart: func(vm *vmm.VM) { vms <- vm },
+		OnStart: func(vm *vmm.VM) { vms <- vm }, BeforeRun: beforeRun,
 	}
 	if newMMDSStore != nil {
 		opts.MMDS = newMMDSStore()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternvm/tern/internal/seccomp"
 	"github.com/ternvm/tern/test/tinyguest"
 )
 
@@ -139,6 +141,32 @@ func TestFirecrackerConfigFileNoAPI(t *testing.T) {
 	}
 }
 
+// fcSeccomp says whether tern firecracker child processes of this test
+// binary can run with tern's seccomp filter (on by default), and the
+// flags they need: a test binary built with cgo cannot.
+func fcSeccomp(t *testing.T) (filtered bool, flags []string) {
+	if seccomp.Usable() != nil {
+		t.Log("this test binary is built with cgo: its tern firecracker runs with --no-seccomp (make test builds with CGO_ENABLED=0 and runs it filtered)")
+		return false, []string{"--no-seccomp"}
+	}
+	return true, nil
+}
+
+// seccompMode is the Seccomp field of /proc/PID/status.
+func seccompMode(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 // startFirecracker starts tern firecracker in a child process and waits
 // for its API socket.
 func startFirecracker(t *testing.T, argv ...string) *exec.Cmd {
@@ -213,7 +241,8 @@ func TestFirecrackerProcessSnapshotAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock1, serial1 := filepath.Join(dir, "fc1.sock"), filepath.Join(dir, "serial1")
-	p1 := startFirecracker(t, "tern", "firecracker", "--api-sock", sock1, "--id", "one")
+	filtered, noSeccomp := fcSeccomp(t)
+	p1 := startFirecracker(t, append([]string{"tern", "firecracker", "--api-sock", sock1, "--id", "one"}, noSeccomp...)...)
 	waitUntil(t, "the API socket", func() bool { _, err := apiCall(sock1, "GET", "/", ""); return err == nil })
 	for _, r := range [][3]string{
 		{"PUT", "/machine-config", `{"vcpu_count": 1, "mem_size_mib": 32}`},
@@ -226,6 +255,13 @@ func TestFirecrackerProcessSnapshotAcrossProcesses(t *testing.T) {
 		}
 	}
 	waitUntil(t, "ticks in the serial file", func() bool { return lastTickIn(serial1) >= 0 })
+	if filtered {
+		// What follows (pause, snapshot create, SIGHUP) then runs under
+		// the filter, as it does for a user.
+		if mode := seccompMode(t, p1.Process.Pid); mode != "2" {
+			t.Errorf("tern firecracker's seccomp mode after InstanceStart is %q, want 2 (filter)", mode)
+		}
+	}
 	snap, mem := filepath.Join(dir, "snap"), filepath.Join(dir, "mem")
 	if _, err := apiCall(sock1, "PATCH", "/vm", `{"state": "Paused"}`); err != nil {
 		t.Fatal(err)
@@ -243,7 +279,7 @@ func TestFirecrackerProcessSnapshotAcrossProcesses(t *testing.T) {
 	}
 
 	sock2, serial2 := filepath.Join(dir, "fc2.sock"), filepath.Join(dir, "serial2")
-	p2 := startFirecracker(t, "tern", "firecracker", "--api-sock", sock2, "--id", "two")
+	p2 := startFirecracker(t, append([]string{"tern", "firecracker", "--api-sock", sock2, "--id", "two"}, noSeccomp...)...)
 	waitUntil(t, "the second API socket", func() bool { _, err := apiCall(sock2, "GET", "/", ""); return err == nil })
 	if _, err := apiCall(sock2, "PUT", "/serial", `{"serial_out_path": "`+serial2+`"}`); err != nil {
 		t.Fatal(err)

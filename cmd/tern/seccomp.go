@@ -30,11 +30,17 @@ func seccompHook(c *cli.Context) (func() error, error) {
 	if c.Bool("seccomp-audit") {
 		mode = seccomp.Audit
 	}
+	return installSeccomp(mode), nil
+}
+
+// installSeccomp is the vmm.Config.BeforeRun hook that installs tern's
+// filter in mode.
+func installSeccomp(mode seccomp.Mode) func() error {
 	return func() error {
 		if err := seccomp.Install(mode); err != nil {
 			return fmt.Errorf("%w (--no-seccomp runs without it)", err)
 		}
 		logger.WithField("mode", mode.String()).Info("seccomp filter installed on every thread")
 		return nil
-	}, nil
+	}
 }

@@ -70,12 +70,21 @@ func Program(mode Mode, pid int) ([]unix.SockFilter, error) {
 // build with cgo), whose threads the filter does not allow for.
 var ErrCgo = errors.New("seccomp: this program is linked with a C library (built with cgo), whose threads the filter would kill: build it with CGO_ENABLED=0")
 
+// Usable returns ErrCgo where Install would (a build with cgo), else nil:
+// whether this program can take the filter at all.
+func Usable() error {
+	if cgoThreads {
+		return ErrCgo
+	}
+	return nil
+}
+
 // Install puts the filter for mode on every thread of this process. It
 // sets no_new_privs first, which the kernel requires of a process without
 // CAP_SYS_ADMIN; the bit then holds for good, as does the filter.
 func Install(mode Mode) error {
-	if cgoThreads {
-		return ErrCgo
+	if err := Usable(); err != nil {
+		return err
 	}
 	prog, err := Program(mode, unix.Getpid())
 	if err != nil {

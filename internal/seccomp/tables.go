@@ -60,6 +60,7 @@ func rules(pid int) ([]sysRule, error) {
 		unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_FCNTL,
 		unix.SYS_FSYNC, unix.SYS_FDATASYNC, unix.SYS_SYNC_FILE_RANGE, unix.SYS_FALLOCATE, unix.SYS_FTRUNCATE, unix.SYS_FLOCK,
 		unix.SYS_MKDIRAT, unix.SYS_UNLINKAT, unix.SYS_RENAMEAT,
+		unix.SYS_GETDENTS64, // os.RemoveAll of a failed snapshot's temporary directory
 
 		// Sockets: API and vsock connections, migration (TCP or Unix,
 		// DNS over UDP, TLS), the IPv6 probe of Go's net package.

@@ -597,6 +597,7 @@ func (s *Server) vmConfig() (vmm.Config, map[string]string, map[string]string, e
 		TrackDirtyPages: c.machine.dirty,
 		Console:         s.opts.Console, ConsoleInput: s.opts.ConsoleInput,
 		KVMPath: s.opts.KVMPath, Logger: s.opts.Logger, Started: s.opts.Started,
+		BeforeRun: s.opts.BeforeRun,
 	}
 	if cfg.Cmdline == "" {
 		cfg.Cmdline = DefaultBootArgs

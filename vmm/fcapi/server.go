@@ -80,6 +80,10 @@ type Options struct {
 	// once it exists (still paused, for a snapshot loaded without
 	// resume_vm). The caller waits for the guest's end with vm.Wait.
 	OnStart func(vm *vmm.VM)
+	// BeforeRun, if set, is given to each VM this server builds or
+	// restores (vmm.Config.BeforeRun): tern firecracker installs its
+	// seccomp filter there.
+	BeforeRun func() error
 }
 
 // Server is the Firecracker API of one microVM. Its zero value is not
