@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -368,6 +369,7 @@ func Receive(ctx context.Context, conn io.ReadWriter, opts ReceiveOptions) (*VM,
 // migrationDest builds the VM an incoming migration moves here.
 type migrationDest struct {
 	opts  ReceiveOptions
+	from  string // what names the host resources, for errors; "" is "the incoming VM"
 	v     *VM
 	mc    migrationConfig
 	began time.Time
@@ -400,7 +402,7 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 		TrustSnapshotPaths: o.TrustSourcePaths,
 		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
 		BeforeRun: o.BeforeRun,
-	}, "the incoming VM")
+	}, cmp.Or(d.from, "the incoming VM"))
 	if err != nil {
 		return nil, err
 	}

@@ -107,6 +107,8 @@ type SnapshotResult struct {
 	MemoryPath  string
 	StatePath   string
 	MemoryBytes uint64
+	// StreamBytes is the whole stream SnapshotTo wrote (0 for Snapshot).
+	StreamBytes uint64
 }
 
 // ErrNoDirtyTracking is returned for a diff snapshot of a VM that does not
