@@ -36,6 +36,9 @@ const (
 	StopTripleFault                       // a vCPU shut down (triple fault), which resets a PC
 	StopRequested                         // the host asked (context cancelled, Stop)
 	StopMigrated                          // the guest runs on another host now
+	// StopShutdownTimeout: Shutdown asked the guest to shut down, it
+	// did not within the deadline, and the host stopped it.
+	StopShutdownTimeout
 )
 
 func (r StopReason) String() string {
@@ -50,6 +53,8 @@ func (r StopReason) String() string {
 		return "stop requested by the host"
 	case StopMigrated:
 		return "guest migrated to another host"
+	case StopShutdownTimeout:
+		return "guest did not shut down in time; stopped by the host"
 	}
 	return fmt.Sprintf("StopReason(%d)", int(r))
 }
