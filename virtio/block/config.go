@@ -15,6 +15,18 @@ import (
 type Config struct {
 	// Path names the raw image: a regular file or a block device.
 	Path string
+	// File, if set, is the image already opened by the caller, used
+	// instead of opening Path: a caller with privileges tern lacks opens
+	// the image and keeps them. It must be a regular file or a block
+	// device, opened for reading and writing (for reading when ReadOnly),
+	// and it is locked as an opened Path is. The device works on a
+	// duplicate of the descriptor: the caller still owns File and may
+	// close it once New returned; Close closes the duplicate. The lock
+	// belongs to the open file both descriptors share, so it lasts until
+	// both are closed; the file offset, also shared, is not kept. Path, if set, only names the disk (in errors, and
+	// in snapshots, where a restore confirms or replaces it); when empty
+	// File's name stands in for it. Never serialized.
+	File *os.File `json:"-"`
 	// ReadOnly opens the image read-only and offers VIRTIO_BLK_F_RO; the
 	// guest's writes, discards and write-zeroes then fail.
 	ReadOnly bool
@@ -33,8 +45,8 @@ var ErrBadConfig = errors.New("invalid virtio-blk configuration")
 
 // Validate checks the configuration without touching the image.
 func (c Config) Validate() error {
-	if c.Path == "" {
-		return fmt.Errorf("%w: no image path", ErrBadConfig)
+	if c.Path == "" && c.File == nil {
+		return fmt.Errorf("%w: no image path or file", ErrBadConfig)
 	}
 	if len(c.ID) > IDLen {
 		return fmt.Errorf("%w: serial %q is %d bytes, more than %d", ErrBadConfig, c.ID, len(c.ID), IDLen)
@@ -55,6 +67,9 @@ func (c Config) Validate() error {
 // openImage opens the image named by cfg and returns it with its capacity
 // in sectors.
 func openImage(cfg Config) (*os.File, uint64, error) {
+	if cfg.File != nil {
+		return adoptImage(cfg)
+	}
 	flags := os.O_RDWR
 	if cfg.ReadOnly {
 		flags = os.O_RDONLY

@@ -31,13 +31,16 @@ var _ virtio.Device = (*Device)(nil)
 // ErrClosed is returned by Activate after Close.
 var ErrClosed = errors.New("virtio-blk device closed")
 
-// New opens the image cfg names and locks it (see Lock): shared if
+// New opens the image cfg names (or adopts cfg.File) and locks it (see Lock): shared if
 // read-only, exclusive otherwise; an image another VM has locked fails
 // with a *LockedError wrapping ErrLocked. Its size must be a whole number
 // of 512-byte sectors.
 func New(cfg Config) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Path == "" {
+		cfg.Path = cfg.File.Name()
 	}
 	f, capacity, err := openImage(cfg)
 	if err != nil {
