@@ -23,9 +23,10 @@ type Config struct {
 	// duplicate of the descriptor: the caller still owns File and may
 	// close it once New returned; Close closes the duplicate. The lock
 	// belongs to the open file both descriptors share, so it lasts until
-	// both are closed; the file offset, also shared, is not kept. Path, if set, only names the disk (in errors, and
-	// in snapshots, where a restore confirms or replaces it); when empty
-	// File's name stands in for it. Never serialized.
+	// both are closed; the file offset, also shared, is not kept. Path,
+	// if set, only names the disk (in errors, and in snapshots, where a
+	// restore confirms or replaces it); when empty File's name stands in
+	// for it. Never serialized.
 	File *os.File `json:"-"`
 	// ReadOnly opens the image read-only and offers VIRTIO_BLK_F_RO; the
 	// guest's writes, discards and write-zeroes then fail.
