@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"unicode"
 
@@ -17,6 +18,18 @@ type Config struct {
 	// left in place on Close; a missing one is created and goes away
 	// on Close.
 	TAP string
+	// TAPFile, if set, is a /dev/net/tun descriptor the caller already
+	// attached to a TAP (TUNSETIFF with IFF_TAP, IFF_NO_PI and
+	// IFF_VNET_HDR, single queue), used instead of opening TAP: the caller
+	// keeps CAP_NET_ADMIN, tern needs none. TAP, if set, must be the
+	// interface it is attached to, and is filled in from it otherwise.
+	// The caller brings the TAP up and into a bridge (Bridge must be
+	// empty). The device works on a duplicate of the descriptor: the
+	// caller still owns TAPFile and may close it once New returned; Close
+	// closes the duplicate and leaves the TAP to the caller. The
+	// descriptor is made non-blocking (the flag is shared by both).
+	// Never serialized.
+	TAPFile *os.File `json:"-"`
 	// MAC is the guest's address, reported in the configuration space.
 	// nil picks a random locally administered unicast address.
 	MAC net.HardwareAddr

@@ -62,8 +62,10 @@ var _ virtio.Device = (*Device)(nil)
 
 // Validate checks the TAP name and the MAC without touching the host.
 func (cfg Config) Validate() error {
-	if err := validateIfName(cfg.TAP); err != nil {
-		return fmt.Errorf("TAP: %w", err)
+	if cfg.TAPFile == nil || cfg.TAP != "" {
+		if err := validateIfName(cfg.TAP); err != nil {
+			return fmt.Errorf("TAP: %w", err)
+		}
 	}
 	if cfg.MAC != nil {
 		if err := validateMAC(cfg.MAC); err != nil {
@@ -95,6 +97,13 @@ func New(cfg Config) (*Device, error) {
 	if mac == nil {
 		mac = randomMAC()
 	}
+	if cfg.TAPFile != nil {
+		tap, name, err := adoptTAP(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return newDevice(name, tap, false, mac, cfg), nil
+	}
 	var bridge netlink.Link
 	if cfg.Bridge != "" {
 		b, err := findBridge(cfg.Bridge)
@@ -115,10 +124,14 @@ func New(cfg Config) (*Device, error) {
 		tap.Close()
 		return nil, err
 	}
+	return newDevice(cfg.TAP, tap, !exists, mac, cfg), nil
+}
+
+func newDevice(name string, tap *os.File, created bool, mac net.HardwareAddr, cfg Config) *Device {
 	d := &Device{
-		tapName: cfg.TAP,
+		tapName: name,
 		tap:     tap,
-		created: !exists,
+		created: created,
 		mac:     append(net.HardwareAddr(nil), mac...),
 		rxLimit: ratelimit.New(limits(cfg.RxRateLimit)),
 		txLimit: ratelimit.New(limits(cfg.TxRateLimit)),
@@ -126,7 +139,7 @@ func New(cfg Config) (*Device, error) {
 	for i := range d.kicks {
 		d.kicks[i] = make(chan struct{}, 1)
 	}
-	return d, nil
+	return d
 }
 
 func limits(c *ratelimit.Config) ratelimit.Config {
