@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -130,6 +131,15 @@ func (c Config) withDefaults() Config {
 	if c.Started.IsZero() {
 		c.Started = time.Now()
 	}
+	// A disk or TAP passed as a file is named after it where the caller
+	// gave no name, in copies: the caller's slices stay as they were.
+	c.Disks = slices.Clone(c.Disks)
+	for i, d := range c.Disks {
+		if d.File != nil && d.Path == "" {
+			c.Disks[i].Path = d.File.Name()
+		}
+	}
+	c.Nets = slices.Clone(c.Nets)
 	return c
 }
 
@@ -224,7 +234,13 @@ func (c Config) validateDevices() error {
 		if err := d.Config.Validate(); err != nil {
 			return fmt.Errorf("disk %d: %w", i, err)
 		}
-		st, err := os.Stat(d.Path)
+		var st os.FileInfo
+		var err error
+		if d.File != nil {
+			st, err = d.File.Stat()
+		} else {
+			st, err = os.Stat(d.Path)
+		}
 		if err != nil {
 			return fmt.Errorf("disk %d: %w", i, err)
 		}
@@ -249,9 +265,19 @@ func (c Config) validateDevices() error {
 		return fmt.Errorf("%d disks are marked root; at most one can be", roots)
 	}
 	taps := map[string]int{}
+	tapFiles := map[*os.File]int{}
 	for i, n := range c.Nets {
 		if err := n.Validate(); err != nil {
 			return fmt.Errorf("net %d: %w", i, err)
+		}
+		if n.TAPFile != nil {
+			if j, dup := tapFiles[n.TAPFile]; dup {
+				return fmt.Errorf("net %d: TAP file %s is already used by net %d", i, n.TAPFile.Name(), j)
+			}
+			tapFiles[n.TAPFile] = i
+			if n.TAP == "" {
+				continue // named by the file, once attached
+			}
 		}
 		if j, dup := taps[n.TAP]; dup {
 			return fmt.Errorf("net %d: TAP %s is already used by net %d", i, n.TAP, j)

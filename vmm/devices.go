@@ -36,6 +36,10 @@ func (p *platform) addConfiguredVirtio() error {
 		if err != nil {
 			return fmt.Errorf("net %s: %w", n.TAP, err)
 		}
+		if n.TAPFile != nil {
+			// The snapshot and the API name it by its interface.
+			p.vm.cfg.Nets[i].TAP = dev.TAP()
+		}
 		name := fmt.Sprintf("net%d", i)
 		if err := p.addVirtio(name, dev, dev.Close); err != nil {
 			dev.Close()

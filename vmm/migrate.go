@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -326,7 +327,9 @@ func (v *VM) setDirtyLog(on bool) error {
 // is opened.
 type ReceiveOptions struct {
 	DiskPaths   map[string]string
+	DiskFiles   map[string]*os.File // as RestoreOptions.DiskFiles
 	TAPs        map[string]string
+	TAPFiles    map[string]*os.File // as RestoreOptions.TAPFiles
 	Bridges     map[string]string
 	VsockSocket string
 	// TrustSourcePaths uses every host resource the source names that
@@ -398,7 +401,7 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	o := d.opts
 	ls := &loadedSnapshot{cfg: c}
 	cfg, err := ls.config(RestoreOptions{
-		DiskPaths: o.DiskPaths, TAPs: o.TAPs, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
+		DiskPaths: o.DiskPaths, DiskFiles: o.DiskFiles, TAPs: o.TAPs, TAPFiles: o.TAPFiles, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
 		TrustSnapshotPaths: o.TrustSourcePaths,
 		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
 		BeforeRun: o.BeforeRun,

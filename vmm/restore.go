@@ -30,8 +30,18 @@ type RestoreOptions struct {
 	// DiskPaths maps a disk image path recorded in the snapshot to the
 	// image to use (itself, or the same disk copied or moved).
 	DiskPaths map[string]string
+	// DiskFiles maps a disk image path recorded in the snapshot to an
+	// image the caller opened, used as block.Config.File (the caller
+	// keeps ownership); it confirms that disk. A disk is mapped by
+	// DiskPaths or DiskFiles, not both.
+	DiskFiles map[string]*os.File
 	// TAPs maps a TAP name recorded in the snapshot to the one to use.
 	TAPs map[string]string
+	// TAPFiles maps a TAP name recorded in the snapshot to a TAP the
+	// caller attached, used as virtio/net.Config.TAPFile (the caller
+	// keeps ownership, and plugs it into any bridge: the snapshot's
+	// bridge for that network is not used); it confirms that TAP.
+	TAPFiles map[string]*os.File
 	// Bridges maps a bridge recorded in the snapshot (that a TAP joins)
 	// to the one to use.
 	Bridges map[string]string
@@ -228,20 +238,46 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 		return o.apply(r.Name)
 	}
 	disks := overrides(opts.DiskPaths)
+	diskFiles := fileOverrides(maps.Clone(opts.DiskFiles))
 	for _, d := range c.Disks {
+		if f, ok := diskFiles.take(d.Path); ok {
+			if disks.has(d.Path) {
+				return cfg, fmt.Errorf("%w: disk %s is mapped both to a path and to a file", ErrInvalidConfig, d.Path)
+			}
+			d.File = f
+			cfg.Disks = append(cfg.Disks, d)
+			continue
+		}
 		d.Path = confirm(disks, HostResource{Kind: ResourceDisk, Name: d.Path, ReadOnly: d.ReadOnly})
 		cfg.Disks = append(cfg.Disks, d)
 	}
 	if old, ok := disks.unused(); ok {
 		return cfg, fmt.Errorf("%w: disk override %s: the snapshot has no disk with that path (it has %s)", ErrInvalidConfig, old, diskPaths(c.Disks))
 	}
+	if old, ok := diskFiles.unused(); ok {
+		return cfg, fmt.Errorf("%w: disk file for %s: the snapshot has no disk with that path (it has %s)", ErrInvalidConfig, old, diskPaths(c.Disks))
+	}
 	taps, bridges := overrides(opts.TAPs), overrides(opts.Bridges)
+	tapFiles := fileOverrides(maps.Clone(opts.TAPFiles))
 	for _, n := range c.Nets {
+		if f, ok := tapFiles.take(n.TAP); ok {
+			if taps.has(n.TAP) {
+				return cfg, fmt.Errorf("%w: TAP %s is mapped both to a name and to a file", ErrInvalidConfig, n.TAP)
+			}
+			// The caller attached it and plugs it in: the name comes
+			// from the file, the saved bridge is not tern's to join.
+			n.TAPFile, n.TAP, n.Bridge = f, "", ""
+			cfg.Nets = append(cfg.Nets, n)
+			continue
+		}
 		n.TAP = confirm(taps, HostResource{Kind: ResourceTAP, Name: n.TAP})
 		if n.Bridge != "" {
 			n.Bridge = confirm(bridges, HostResource{Kind: ResourceBridge, Name: n.Bridge})
 		}
 		cfg.Nets = append(cfg.Nets, n)
+	}
+	if old, ok := tapFiles.unused(); ok {
+		return cfg, fmt.Errorf("%w: TAP file for %s: the snapshot has no network on that TAP", ErrInvalidConfig, old)
 	}
 	if old, ok := taps.unused(); ok {
 		return cfg, fmt.Errorf("%w: TAP override %s: the snapshot has no network on that TAP", ErrInvalidConfig, old)
@@ -296,6 +332,25 @@ func (o overrideSet) apply(name string) string {
 		return n
 	}
 	return name
+}
+
+// fileOverrides is a map of host resource names to files the caller
+// opened, noting which were used.
+type fileOverrides map[string]*os.File
+
+func (o fileOverrides) take(name string) (*os.File, bool) {
+	f, ok := o[name]
+	if ok {
+		delete(o, name)
+	}
+	return f, ok
+}
+
+func (o fileOverrides) unused() (string, bool) {
+	for _, name := range slices.Sorted(maps.Keys(o)) {
+		return name, true
+	}
+	return "", false
 }
 
 // unused returns an override apply never used, the first in sorted order.

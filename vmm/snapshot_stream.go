@@ -113,7 +113,7 @@ func RestoreFrom(r io.Reader, opts RestoreOptions) (_ *VM, err error) {
 		return nil, fmt.Errorf("%w: RestoreOptions.Dir (%s) is for Restore; RestoreFrom reads its snapshot from the stream", ErrInvalidConfig, opts.Dir)
 	}
 	d := &migrationDest{from: "the snapshot stream", opts: ReceiveOptions{
-		DiskPaths: opts.DiskPaths, TAPs: opts.TAPs, Bridges: opts.Bridges, VsockSocket: opts.VsockSocket,
+		DiskPaths: opts.DiskPaths, DiskFiles: opts.DiskFiles, TAPs: opts.TAPs, TAPFiles: opts.TAPFiles, Bridges: opts.Bridges, VsockSocket: opts.VsockSocket,
 		TrustSourcePaths: opts.TrustSnapshotPaths, TrackDirtyPages: opts.TrackDirtyPages,
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
 		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started,
