@@ -73,6 +73,7 @@ FUZZ_TARGETS := \
 	./devices:FuzzLegacyPIO \
 	./devices:FuzzSerial \
 	./devices:FuzzStateJSON \
+	./migrate:FuzzReadSnapshot \
 	./migrate:FuzzReceive \
 	./migrate/snapshot:FuzzMergeDiff \
 	./migrate/snapshot:FuzzReadState \

@@ -16,6 +16,7 @@ import (
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/virtio/block"
+	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/vmm"
 )
 
@@ -122,5 +123,85 @@ func ExampleReceive() {
 	}
 	defer v.Close()
 	reason, err := v.Wait(context.Background()) // Receive started it
+	fmt.Println(reason, err)
+}
+
+// Snapshot a paused VM into one stream (here a file; a pipe, a socket or
+// an upload work as well), and restore it from the stream elsewhere. The
+// disk the snapshot names must be confirmed, as for Restore.
+func ExampleVM_SnapshotTo() {
+	var v *vmm.VM // a started VM
+	if err := v.Pause(); err != nil {
+		log.Fatal(err)
+	}
+	out, err := os.Create("/var/lib/vms/snap.tern")
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := v.SnapshotTo(context.Background(), out)
+	if err == nil {
+		err = out.Close()
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d bytes in %v\n", res.StreamBytes, res.Took)
+	v.Stop()
+
+	in, err := os.Open("/var/lib/vms/snap.tern")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer in.Close()
+	r, err := vmm.RestoreFrom(in, vmm.RestoreOptions{
+		DiskPaths: map[string]string{"/var/lib/vms/rootfs.ext4": "/var/lib/vms/rootfs.ext4"},
+		Console:   os.Stdout,
+	})
+	if errors.Is(err, vmm.ErrBadSnapshot) {
+		log.Fatalf("damaged or cut short: %v", err) // nothing was started
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Start(); err != nil { // the guest goes on where it was paused
+		log.Fatal(err)
+	}
+}
+
+// Ask the guest to shut down (Ctrl+Alt+Del), give it 30 seconds, and stop
+// it if it has not by then.
+func ExampleVM_Shutdown() {
+	var v *vmm.VM // a started VM
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := v.Shutdown(ctx); errors.Is(err, vmm.ErrShutdownTimeout) {
+		log.Print("the guest ignored the request; it was stopped")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	reason, _ := v.Wait(context.Background())
+	fmt.Println(reason)
+}
+
+// Hand tern a disk image and a TAP the caller opened with privileges tern
+// does not have. tern works on duplicates: the caller may close its own
+// descriptors once New returned.
+func ExampleNew_filesFromTheCaller() {
+	disk, err := os.OpenFile("/var/lib/vms/rootfs.ext4", os.O_RDWR, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer disk.Close()
+	var tap *os.File // /dev/net/tun, attached by the caller with TUNSETIFF (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR)
+	v, err := vmm.New(vmm.Config{
+		KernelPath: "/var/lib/vms/vmlinux",
+		Disks:      []vmm.DiskConfig{{Config: block.Config{File: disk}, Root: true}},
+		Nets:       []virtionet.Config{{TAPFile: tap}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+	reason, err := v.Run(context.Background())
 	fmt.Println(reason, err)
 }
