@@ -116,7 +116,7 @@ func RestoreFrom(r io.Reader, opts RestoreOptions) (_ *VM, err error) {
 		DiskPaths: opts.DiskPaths, DiskFiles: opts.DiskFiles, TAPs: opts.TAPs, TAPFiles: opts.TAPFiles, Bridges: opts.Bridges, VsockSocket: opts.VsockSocket,
 		TrustSourcePaths: opts.TrustSnapshotPaths, TrackDirtyPages: opts.TrackDirtyPages,
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
-		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started,
+		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started, BeforeRun: opts.BeforeRun,
 	}}
 	err = migrate.ReadSnapshot(context.Background(), r, streamDest{d})
 	if err != nil {
