@@ -220,3 +220,18 @@ func (t *Template) MarshalCustom() ([]byte, error) {
 	}
 	return json.Marshal(j)
 }
+
+// MarshalJSON writes t in Firecracker's custom form (MarshalCustom), so
+// a template can sit inside other JSON; a static template's name is not
+// part of it.
+func (t *Template) MarshalJSON() ([]byte, error) { return t.MarshalCustom() }
+
+// UnmarshalJSON reads a template as ParseCustom does.
+func (t *Template) UnmarshalJSON(data []byte) error {
+	p, err := ParseCustom(data)
+	if err != nil {
+		return err
+	}
+	*t = *p
+	return nil
+}
