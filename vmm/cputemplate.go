@@ -53,6 +53,40 @@ func templatedCPUID(t *cputemplate.Template, supported []kvm.CPUIDEntry2) ([]kvm
 	return fromBootCPUID(out), nil
 }
 
+// templateDrift lists the template's bits that the vCPU's CPUID (got,
+// what KVM_GET_CPUID2 reports after KVM_SET_CPUID2 of set) does not
+// show as set. Some KVM backends fill feature leaves from the host
+// whatever the VMM set (PVM does), and KVM may drop bits quietly; a
+// template it does not honour promises the guest a CPU it does not have.
+func templateDrift(t *cputemplate.Template, set, got []kvm.CPUIDEntry2) []string {
+	if t == nil {
+		return nil
+	}
+	find := func(es []kvm.CPUIDEntry2, leaf, sub uint32) (kvm.CPUIDEntry2, bool) {
+		for _, e := range es {
+			if e.Function == leaf && e.Index == sub {
+				return e, true
+			}
+		}
+		return kvm.CPUIDEntry2{}, false
+	}
+	regs := func(e kvm.CPUIDEntry2) [4]uint32 { return [4]uint32{e.EAX, e.EBX, e.ECX, e.EDX} }
+	var out []string
+	for _, m := range t.CPUID {
+		s, ok1 := find(set, m.Leaf, m.Subleaf)
+		g, ok2 := find(got, m.Leaf, m.Subleaf)
+		if !ok1 || !ok2 {
+			continue
+		}
+		for _, r := range m.Registers {
+			if d := (regs(s)[r.Register] ^ regs(g)[r.Register]) & r.Bits.Filter; d != 0 {
+				out = append(out, fmt.Sprintf("leaf %#x.%d %v bits %s", m.Leaf, m.Subleaf, r.Register, bitList(d)))
+			}
+		}
+	}
+	return out
+}
+
 // applyTemplateMSRs sets the MSRs the template modifies, each from the
 // value the vCPU has now (what KVM or bootMSRs gave it).
 func applyTemplateMSRs(t *cputemplate.Template, k *kvm.VCPU) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,6 +160,13 @@ func (c *vcpu) configure() error {
 	c.cpuid = shapeCPUID(v.guestCPUID, c.id, v.cfg.CPUs)
 	if err := c.kvm.SetCPUID2(c.cpuid); err != nil {
 		return fmt.Errorf("set CPUID: %w", err)
+	}
+	if t := v.cfg.CPUTemplate; t != nil && c.id == 0 {
+		if got, err := c.kvm.GetCPUID2(); err == nil {
+			if drift := templateDrift(t, c.cpuid, got); len(drift) > 0 {
+				c.log.WithField("cpu_template", t.String()).Warnf("this host's KVM does not show the guest the CPU template's %s: the guest sees the host's bits there", strings.Join(drift, "; "))
+			}
+		}
 	}
 	msrs := bootMSRs()
 	n, err := c.kvm.SetMSRs(msrs)
