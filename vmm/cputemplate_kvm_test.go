@@ -10,6 +10,7 @@ import (
 
 	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/test/tinyguest"
 	"github.com/ternvm/tern/vmm"
@@ -351,4 +352,26 @@ func savedCPUID(t *testing.T, dir string) map[leafKey][4]uint32 {
 		out[leafKey{e.Function, e.Index}] = [4]uint32{e.EAX, e.EBX, e.ECX, e.EDX}
 	}
 	return out
+}
+
+// TestMigrationKeepsTheTemplate: a templated guest migrated to another
+// tern goes on seeing the templated CPUID there, and the destination VM
+// reports the template (from the migration's hello and state).
+func TestMigrationKeepsTheTemplate(t *testing.T) {
+	name, _ := hostTemplate(t)
+	tmpl, _ := cputemplate.Static(name)
+	r := startCPUIDGuest(t, tmpl)
+	checkT2Family(t, r, waitCPUID(t, r, 0))
+	m := migrateOver(t, r, migrate.SendOptions{}, vmm.ReceiveOptions{}, nil)
+	if m.err != nil || m.recvErr != nil {
+		t.Fatalf("migration: send %v, receive %v", m.err, m.recvErr)
+	}
+	if got := m.dst.vm.CPUTemplate(); got.String() != name {
+		t.Errorf("destination's template is %v, want %s", got, name)
+	}
+	m.dst.log = r.log // tern's warning, if any, is in the source's log
+	checkT2Family(t, m.dst, waitCPUID(t, m.dst, 0))
+	if strings.Contains(m.dst.cons.String(), tinyguest.CPUIDStartLine) {
+		t.Error("the migrated guest started again")
+	}
 }
