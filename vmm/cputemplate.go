@@ -3,6 +3,7 @@ package vmm
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/boot/cputemplate"
@@ -25,19 +26,27 @@ func checkTemplateHost(t *cputemplate.Template, sys *kvm.System, supported []kvm
 		kc := kvm.Cap(c.Number)
 		if c.Remove {
 			if slices.Contains(requiredCaps, kc) {
-				return fmt.Errorf("CPU template %s drops the check of KVM capability %d (%v), which tern cannot run without", t, c.Number, kc)
+				return fmt.Errorf("CPU template %s drops the check of KVM capability %s, which tern cannot run without", t, capName(kc))
 			}
 			continue
 		}
 		n, err := sys.CheckExtension(kc)
 		if err != nil {
-			return fmt.Errorf("CPU template %s: check KVM capability %d: %w", t, c.Number, err)
+			return fmt.Errorf("CPU template %s: check KVM capability %s: %w", t, capName(kc), err)
 		}
 		if n <= 0 {
-			return fmt.Errorf("CPU template %s needs KVM capability %d (%v), which this host's KVM lacks", t, c.Number, kc)
+			return fmt.Errorf("CPU template %s needs KVM capability %s, which this host's KVM lacks", t, capName(kc))
 		}
 	}
 	return nil
+}
+
+// capName is the capability's number, with its name where tern knows it.
+func capName(c kvm.Cap) string {
+	if name := c.String(); !strings.HasPrefix(name, "KVM_CAP(") {
+		return fmt.Sprintf("%d (%s)", uint32(c), name)
+	}
+	return fmt.Sprint(uint32(c))
 }
 
 // templatedCPUID is what KVM supports with the template applied: the

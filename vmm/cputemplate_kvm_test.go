@@ -375,3 +375,36 @@ func TestMigrationKeepsTheTemplate(t *testing.T) {
 		t.Error("the migrated guest started again")
 	}
 }
+
+// TestTemplateKVMCapabilities: "N" in kvm_capabilities is checked on this
+// host's KVM, "!N" may drop only a check tern does not rely on.
+func TestTemplateKVMCapabilities(t *testing.T) {
+	requireKVM(t)
+	elf, err := tinyguest.BuildHalt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		caps, want string // want "" for accepted
+	}{
+		{`["3"]`, ""},   // KVM_CAP_USER_MEMORY: every KVM has it
+		{`["!56"]`, ""}, // Firecracker's example: XCRS, which tern does not require
+		{`["!0"]`, "drops the check of KVM capability 0 (KVM_CAP_IRQCHIP)"}, // KVM_CAP_IRQCHIP: tern needs it
+		{`["4000000"]`, "needs KVM capability 4000000, which this host's KVM lacks"},
+	} {
+		tmpl, err := cputemplate.ParseCustom([]byte(`{"kvm_capabilities": ` + tc.caps + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, MemoryBytes: guestRAM, CPUTemplate: tmpl})
+		if err == nil {
+			v.Close()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.caps, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error with %q", tc.caps, err, tc.want)
+		}
+	}
+}
