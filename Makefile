@@ -66,6 +66,7 @@ bench: deps
 # target's seeds and kept crashers once; these targets mutate beyond them.
 FUZZ_TARGETS := \
 	./boot:FuzzLoadKernel \
+	./boot/cputemplate:FuzzCustomTemplate \
 	./cmd/tern:FuzzDevSpec \
 	./cmd/tern:FuzzParseOverrides \
 	./cmd/tern:FuzzParseSize \

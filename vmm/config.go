@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/internal/safefile"
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
@@ -50,6 +51,12 @@ type Config struct {
 	// PreferPVH enters an ELF kernel with a PVH note through that note
 	// rather than its 64-bit entry point. It has no effect on a bzImage.
 	PreferPVH bool
+
+	// CPUTemplate, if set, pins the CPUID and MSRs the vCPUs show (see
+	// package cputemplate), so the guest can later be restored or
+	// migrated onto a host of another CPU model. A static template for
+	// another vendor's CPUs than this host's is refused by New.
+	CPUTemplate *cputemplate.Template
 
 	// TrackDirtyPages has KVM log the pages the guest writes, so that
 	// Snapshot can write diff snapshots. It costs some speed.

@@ -417,8 +417,11 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
+	if err := checkTemplateHost(cfg.CPUTemplate, v.sys, v.cpuid); err != nil {
+		return nil, fmt.Errorf("this host cannot run the guest: %w", err)
+	}
 	for i, id := range d.mc.CPUIDs {
-		if err := checkCPUID(v.cpuid, c.HostCPUID, id); err != nil {
+		if err := checkCPUID(v.cpuid, c.HostCPUID, cfg.CPUTemplate, id); err != nil {
 			return nil, fmt.Errorf("this host cannot run the guest: vCPU %d: %w", i, err)
 		}
 	}
@@ -458,7 +461,7 @@ func (d *migrationDest) Load(sections []snapshot.Section) error {
 		return fmt.Errorf("%w: the final state describes %d vCPUs and %d bytes, the handshake %d and %d",
 			ErrBadSnapshot, ls.cfg.CPUs, ls.cfg.MemoryBytes, d.mc.Config.CPUs, d.mc.Config.MemoryBytes)
 	}
-	if err := checkGuestCPUs(v.cpuid, d.mc.Config.HostCPUID, ls.vcpus); err != nil {
+	if err := checkGuestCPUs(v.cpuid, d.mc.Config.HostCPUID, v.cfg.CPUTemplate, ls.vcpus); err != nil {
 		return fmt.Errorf("this host cannot run the guest: %w", err)
 	}
 	t1 := time.Now()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/vmm/memory"
@@ -230,6 +231,10 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
 		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started, BeforeRun: opts.BeforeRun,
 	}
+	var err error
+	if cfg.CPUTemplate, err = c.CPUTemplate.template(); err != nil {
+		return cfg, err
+	}
 	var unconfirmed []HostResource
 	confirm := func(o overrideSet, r HostResource) string {
 		if !o.has(r.Name) && !opts.TrustSnapshotPaths {
@@ -411,7 +416,10 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
-	if err := checkGuestCPUs(v.cpuid, ls.cfg.HostCPUID, ls.vcpus); err != nil {
+	if err := checkTemplateHost(cfg.CPUTemplate, v.sys, v.cpuid); err != nil {
+		return nil, fmt.Errorf("cannot restore on this host: %w", err)
+	}
+	if err := checkGuestCPUs(v.cpuid, ls.cfg.HostCPUID, cfg.CPUTemplate, ls.vcpus); err != nil {
 		return nil, fmt.Errorf("cannot restore on this host: %w", err)
 	}
 	if err := v.createVM(); err != nil {
@@ -534,9 +542,9 @@ var cpuidFeatureWords = []struct {
 }
 
 // checkGuestCPUs checks every vCPU's CPUID with checkCPUID.
-func checkGuestCPUs(dst, src []kvm.CPUIDEntry2, vcpus []vcpuState) error {
+func checkGuestCPUs(dst, src []kvm.CPUIDEntry2, t *cputemplate.Template, vcpus []vcpuState) error {
 	for _, vs := range vcpus {
-		if err := checkCPUID(dst, src, vs.CPUID); err != nil {
+		if err := checkCPUID(dst, src, t, vs.CPUID); err != nil {
 			return fmt.Errorf("vCPU %d: %w", vs.ID, err)
 		}
 	}
@@ -550,12 +558,26 @@ func checkGuestCPUs(dst, src []kvm.CPUIDEntry2, vcpus []vcpuState) error {
 // (what its vCPU reported, which some backends fill with host bits KVM
 // never lists as supported) only the bits src supported count, since those
 // are the ones tern gave the guest.
-func checkCPUID(dst, src, guest []kvm.CPUIDEntry2) error {
+//
+// With a CPU template t, both hosts are compared as the template shows
+// them: a feature the template hides is not needed here, one it shows
+// whatever the host has is not missing here. That is what lets a
+// templated guest move to a host of another model.
+func checkCPUID(dst, src []kvm.CPUIDEntry2, t *cputemplate.Template, guest []kvm.CPUIDEntry2) error {
 	if len(guest) == 0 {
 		return fmt.Errorf("%w: the vCPU's CPUID is missing, so its CPU cannot be checked against this host", ErrBadSnapshot)
 	}
 	if len(src) == 0 {
 		return fmt.Errorf("%w: the snapshot does not record the CPU features of the host it was taken on", ErrBadSnapshot)
+	}
+	if t != nil {
+		var err error
+		if src, err = templatedCPUID(t, src); err != nil {
+			return fmt.Errorf("%w: the source host: %w", ErrBadSnapshot, err)
+		}
+		if dst, err = templatedCPUID(t, dst); err != nil {
+			return err
+		}
 	}
 	find := func(es []kvm.CPUIDEntry2, fn, idx uint32) (kvm.CPUIDEntry2, bool) {
 		for _, e := range es {

@@ -19,7 +19,7 @@ func TestCheckCPUIDAcceptsTheSameCPUAndTernsOwnBits(t *testing.T) {
 	// The guest's copy has the bits KVM or tern set regardless of the
 	// host: OSXSAVE (27), TSC deadline (24) and hypervisor (31).
 	guest := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 1, ECX: 1<<0 | 1<<27 | 1<<24 | 1<<31, EDX: 1 << 25}, {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1 << 5}}
-	if err := checkCPUID(host, host, guest); err != nil {
+	if err := checkCPUID(host, host, nil, guest); err != nil {
 		t.Fatalf("same CPU refused: %v", err)
 	}
 }
@@ -28,12 +28,12 @@ func TestCheckCPUIDNamesMissingFeaturesAndVendor(t *testing.T) {
 	host := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1 << 3}}
 	guest := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1<<3 | 1<<5 | 1<<16}}
 	source := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1<<3 | 1<<5 | 1<<16}}
-	err := checkCPUID(host, source, guest)
+	err := checkCPUID(host, source, nil, guest)
 	if err == nil || !strings.Contains(err.Error(), "leaf 0x7.0 EBX bits 5,16") {
 		t.Errorf("missing AVX2/AVX-512F: err = %v, want it to name leaf 0x7.0 EBX bits 5,16", err)
 	}
 	amd := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD")}
-	err = checkCPUID([]kvm.CPUIDEntry2{vendorLeaf("GenuineIntel")}, amd, amd)
+	err = checkCPUID([]kvm.CPUIDEntry2{vendorLeaf("GenuineIntel")}, amd, nil, amd)
 	if err == nil || !strings.Contains(err.Error(), `snapshot "AuthenticAMD", this host "GenuineIntel"`) {
 		t.Errorf("vendor change: err = %v", err)
 	}
@@ -45,7 +45,7 @@ func TestCheckCPUIDNamesMissingFeaturesAndVendor(t *testing.T) {
 func TestCheckCPUIDIgnoresGuestBitsTheSourceNeverSupported(t *testing.T) {
 	supported := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1 << 3}}
 	guest := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1<<3 | 1<<9 | 1<<18}}
-	if err := checkCPUID(supported, supported, guest); err != nil {
+	if err := checkCPUID(supported, supported, nil, guest); err != nil {
 		t.Fatalf("snapshot refused on the host that took it: %v", err)
 	}
 }
@@ -53,10 +53,10 @@ func TestCheckCPUIDIgnoresGuestBitsTheSourceNeverSupported(t *testing.T) {
 // An empty CPUID list must not skip the check.
 func TestCheckCPUIDRefusesMissingLists(t *testing.T) {
 	supported := []kvm.CPUIDEntry2{vendorLeaf("AuthenticAMD"), {Function: 7, Flags: kvm.CPUIDFlagSignificantIndex, EBX: 1 << 3}}
-	if err := checkCPUID(supported, supported, nil); !errors.Is(err, ErrBadSnapshot) {
+	if err := checkCPUID(supported, supported, nil, nil); !errors.Is(err, ErrBadSnapshot) {
 		t.Errorf("empty guest CPUID: err = %v, want ErrBadSnapshot", err)
 	}
-	if err := checkCPUID(supported, nil, supported); !errors.Is(err, ErrBadSnapshot) {
+	if err := checkCPUID(supported, nil, nil, supported); !errors.Is(err, ErrBadSnapshot) {
 		t.Errorf("empty source CPUID: err = %v, want ErrBadSnapshot", err)
 	}
 }

@@ -41,6 +41,10 @@ type snapshotConfig struct {
 	// HostCPUID is what KVM supported where the snapshot was taken; the
 	// vCPUs' own CPUID is in their sections.
 	HostCPUID []kvm.CPUIDEntry2
+	// CPUTemplate is the template the vCPUs' CPUID and MSRs were made
+	// with: a restore or migration keeps it, and checks the host
+	// against the templated CPUID rather than the source host's whole.
+	CPUTemplate *cpuTemplateRecord `json:",omitempty"`
 }
 
 // vmState is the VM-wide state (section "vm").
@@ -245,7 +249,7 @@ func (v *VM) snapshotConfig() snapshotConfig {
 	return snapshotConfig{
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
 		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Disks: c.Disks, Nets: c.Nets, Vsock: c.Vsock, Balloon: c.Balloon,
-		TrackDirtyPages: v.dirtyLog, HostCPUID: v.cpuid,
+		TrackDirtyPages: v.dirtyLog, HostCPUID: v.cpuid, CPUTemplate: recordTemplate(v.cfg.CPUTemplate),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,9 +155,18 @@ func (c *vcpu) configure() error {
 		_ = c.kvm.KVMClockCtrl()
 		return nil
 	}
-	c.cpuid = shapeCPUID(v.cpuid, c.id, v.cfg.CPUs)
+	// The template first, then tern's topology and the bits its devices
+	// need, as Firecracker normalises CPUID after its template.
+	c.cpuid = shapeCPUID(v.guestCPUID, c.id, v.cfg.CPUs)
 	if err := c.kvm.SetCPUID2(c.cpuid); err != nil {
 		return fmt.Errorf("set CPUID: %w", err)
+	}
+	if t := v.cfg.CPUTemplate; t != nil && c.id == 0 {
+		if got, err := c.kvm.GetCPUID2(); err == nil {
+			if drift := templateDrift(t, c.cpuid, got); len(drift) > 0 {
+				c.log.WithField("cpu_template", t.String()).Warnf("this host's KVM does not show the guest the CPU template's %s: the guest sees the host's bits there", strings.Join(drift, "; "))
+			}
+		}
 	}
 	msrs := bootMSRs()
 	n, err := c.kvm.SetMSRs(msrs)
@@ -165,6 +175,9 @@ func (c *vcpu) configure() error {
 	}
 	if n != len(msrs) {
 		return fmt.Errorf("set MSRs: KVM accepted %d of %d, refusing %#x", n, len(msrs), msrs[n].Index)
+	}
+	if err := applyTemplateMSRs(v.cfg.CPUTemplate, c.kvm); err != nil {
+		return err
 	}
 	if err := c.kvm.SetFPU(kvm.FPU{FCW: 0x37f, MXCSR: 0x1f80}); err != nil {
 		return fmt.Errorf("set FPU: %w", err)
@@ -231,16 +244,7 @@ func bootMSRs() []kvm.MSREntry {
 }
 
 func shapeCPUID(supported []kvm.CPUIDEntry2, id, count int) []kvm.CPUIDEntry2 {
-	in := make([]boot.CPUIDEntry, len(supported))
-	for i, e := range supported {
-		in[i] = boot.CPUIDEntry{Function: e.Function, Index: e.Index, Flags: e.Flags, EAX: e.EAX, EBX: e.EBX, ECX: e.ECX, EDX: e.EDX}
-	}
-	shaped := boot.ShapeCPUID(in, id, count)
-	out := make([]kvm.CPUIDEntry2, len(shaped))
-	for i, e := range shaped {
-		out[i] = kvm.CPUIDEntry2{Function: e.Function, Index: e.Index, Flags: e.Flags, EAX: e.EAX, EBX: e.EBX, ECX: e.ECX, EDX: e.EDX}
-	}
-	return out
+	return fromBootCPUID(boot.ShapeCPUID(toBootCPUID(supported), id, count))
 }
 
 func applySregs(s *kvm.Sregs, b boot.CPUState) {

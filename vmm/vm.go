@@ -69,8 +69,11 @@ type VM struct {
 	mem    *memory.Memory
 	kernel *boot.Kernel
 	boot   boot.CPUState
-	cpuid  []kvm.CPUIDEntry2
-	mmap   int
+	cpuid  []kvm.CPUIDEntry2 // what KVM supports on this host
+	// guestCPUID is cpuid with the CPU template applied, what a booting
+	// vCPU's CPUID is shaped from.
+	guestCPUID []kvm.CPUIDEntry2
+	mmap       int
 
 	plat *platform
 
@@ -165,6 +168,12 @@ func New(cfg Config) (_ *VM, err error) {
 	steps.mark("load-guest")
 	if v.cpuid, err = cpuid(); err != nil {
 		return nil, err
+	}
+	if err := checkTemplateHost(cfg.CPUTemplate, v.sys, v.cpuid); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if v.guestCPUID, err = templatedCPUID(cfg.CPUTemplate, v.cpuid); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	steps.mark("cpuid-wait")
 	v.log.WithFields(logrus.Fields{"since_start": v.since().String(), "steps": steps.String()}).Debug("VM built")

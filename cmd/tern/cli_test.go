@@ -24,6 +24,10 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 	missing := filepath.Join(dir, "vmlinux-missing")
 	kernel := fakeBzImage(t)
 	noSnap := t.TempDir()
+	badTemplate := filepath.Join(dir, "tmpl.json")
+	if err := os.WriteFile(badTemplate, []byte(`{"msr_modifiers": [{"addr": "0x10a", "bitmap": "0b12"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(noSnap, "vmstate"), []byte(strings.Repeat("not a kernel\n", 100)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +69,9 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 		{"balloon bad size", []string{"run", "--kernel", kernel, "--balloon", "size=lots"}, `--balloon: size: "lots" is not a size`},
 		{"balloon bigger than the guest", []string{"run", "--kernel", kernel, "--memory", "128M", "--balloon", "size=256M"}, "balloon target of 256 MiB is more than the guest's 128 MiB"},
 		{"balloon bad stats", []string{"run", "--kernel", kernel, "--balloon", "size=16M,stats=often"}, `--balloon: stats="often" is not a positive duration`},
+		{"unknown cpu template", []string{"run", "--kernel", kernel, "--cpu-template", "T3"}, `--cpu-template: no static CPU template "T3"`},
+		{"missing cpu template file", []string{"run", "--kernel", kernel, "--cpu-template", missing + ".json"}, "--cpu-template: open " + missing + ".json: no such file"},
+		{"bad cpu template file", []string{"run", "--kernel", kernel, "--cpu-template", badTemplate}, "--cpu-template " + badTemplate + `: bad custom CPU template: msr_modifiers[0] (MSR 0x10a): bitmap "0b12"`},
 		{"stray argument", []string{"run", "--kernel", kernel, "extra"}, `unexpected argument "extra"`},
 		{"restore without a snapshot", []string{"snapshot", "restore", "--dir", missing}, "no snapshot in " + missing + ": vmstate: open " + missing + "/vmstate: no such file"},
 		{"restore of a file that is no snapshot", []string{"snapshot", "restore", "--dir", noSnap}, `not a tern snapshot (magic "not a ke")`},

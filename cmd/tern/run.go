@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/vmm"
 	"github.com/urfave/cli/v2"
 )
@@ -34,6 +36,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "rng-bw", Usage: "limit the entropy device to SIZE random bytes per second, e.g. 1M (implies --rng)"},
 			&cli.BoolFlag{Name: "track-dirty-pages", Usage: "log the pages the guest writes, for diff snapshots (tern snapshot create --diff)"},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "back guest RAM with huge pages (hugetlbfs pages must be reserved)"},
+			&cli.StringFlag{Name: "cpu-template", Usage: "pin the CPU the guest sees, so it can later move to a host of another model: T2, T2S or C3 (Intel hosts), T2A (AMD hosts), None, or FILE.json, a Firecracker custom CPU template"},
 			&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
 			&cli.BoolFlag{Name: "pvh", Usage: "enter an ELF kernel through its PVH entry note instead of its 64-bit entry"},
 		}, seccompFlags()...),
@@ -62,6 +65,9 @@ func runAction(c *cli.Context) error {
 		TrackDirtyPages: c.Bool("track-dirty-pages"),
 		Logger:          logger,
 		Started:         started,
+	}
+	if cfg.CPUTemplate, err = parseCPUTemplate(c.String("cpu-template")); err != nil {
+		return err
 	}
 	if s := c.String("rng-bw"); s != "" {
 		if cfg.RNGRateLimit, err = parseRNGLimit(s); err != nil {
@@ -182,4 +188,40 @@ func openConsole(spec string, raw bool) (io.Writer, io.Reader, func(), error) {
 		return nil, nil, nil, fmt.Errorf("--console: %w", err)
 	}
 	return f, nil, func() { f.Close() }, nil
+}
+
+// maxTemplateFile bounds a custom CPU template file; real ones are a few
+// KiB.
+const maxTemplateFile = 1 << 20
+
+// parseCPUTemplate reads --cpu-template: a static template's name, or the
+// path of a custom template (anything with a / or ending in .json).
+func parseCPUTemplate(arg string) (*cputemplate.Template, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	if !strings.Contains(arg, "/") && !strings.HasSuffix(arg, ".json") {
+		t, err := cputemplate.Static(arg)
+		if err != nil {
+			return nil, fmt.Errorf("--cpu-template: %w (or give FILE.json, a custom template)", err)
+		}
+		return t, nil
+	}
+	f, err := os.Open(arg)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-template: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTemplateFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-template: %w", err)
+	}
+	if len(data) > maxTemplateFile {
+		return nil, fmt.Errorf("--cpu-template: %s is larger than %d bytes", arg, maxTemplateFile)
+	}
+	t, err := cputemplate.ParseCustom(data)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-template %s: %w", arg, err)
+	}
+	return t, nil
 }

@@ -70,7 +70,7 @@ type expectedRun struct {
 }
 
 func TestBoot(t *testing.T) {
-	runScenario(t, "boot.sh", []expectedRun{{"bzimage-1cpu", "1"}, {"elf-2cpu", "2"}, {"pvh-2cpu", "2"}, {"jailed", "1"}})
+	runScenario(t, "boot.sh", []expectedRun{{"bzimage-1cpu", "1"}, {"elf-2cpu", "2"}, {"pvh-2cpu", "2"}, {"jailed", "1"}, {"t2a-1cpu", "1"}})
 }
 
 func TestLifecycle(t *testing.T) {

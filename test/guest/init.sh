@@ -46,6 +46,15 @@ fi
 echo "TERN-GUEST uname=$(uname -r)"
 echo "TERN-GUEST cpus=$(grep -c '^processor' /proc/cpuinfo)"
 echo "TERN-GUEST date=$(date +%s)"
+# The CPU as the guest sees it, for CPU template checks: family/model, and
+# which of a few flags the static templates pin are present.
+echo "TERN-GUEST cpumodel=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -n 1)/$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+cpuflags=$(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+picked=
+for f in sse4a mmxext misalignsse 3dnowprefetch fxsr_opt pdpe1gb erms lahf_lm sse4_2; do
+	case " $cpuflags " in *" $f "*) picked="$picked${picked:+,}$f" ;; esac
+done
+echo "TERN-GUEST cpuflags=${picked:-none}"
 echo "TERN-GUEST rootfs=$(awk '$2 == "/" { print $3 ":" $4 }' /proc/mounts | tail -n 1 | cut -d, -f1)"
 
 # What virtio devices the guest found, as a test checks them.

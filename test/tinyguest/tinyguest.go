@@ -67,6 +67,7 @@ const (
 	Dirty   = "dirty"
 	Hello   = "hello"
 	Halt    = "halt"
+	CPUID   = "cpuid"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -75,8 +76,12 @@ const (
 	DirtyStartLine   = "dirty: start"
 	HelloLine        = "hello from tiny guest"
 	HaltLine         = "halt: idle"
+	CPUIDStartLine   = "cpuid: start"
 	TickPrefix       = "tick " // then the counter: 8 lower-case hex digits
 	PassPrefix       = "pass " // then the pass count: 8 lower-case hex digits
+	// CPUIDPrefix starts a line of the cpuid guest: then leaf, subleaf,
+	// EAX, EBX, ECX and EDX, 8 lower-case hex digits each, spaced.
+	CPUIDPrefix = "cpuid "
 )
 
 //go:embed guests/*.S guests/tiny.inc guests/tiny.ld
@@ -156,6 +161,22 @@ func BuildHello(dir string) (string, error) {
 // off: its vCPU sleeps in the host kernel, so the guest costs no CPU.
 func BuildHalt(dir string) (string, error) {
 	return build(dir, Halt, "halt.elf", nil)
+}
+
+// CPUIDLeaves are the leaves (and subleaves) the cpuid guest reports, in
+// its order.
+var CPUIDLeaves = [][2]uint32{{0, 0}, {1, 0}, {7, 0}, {0xd, 1}, {0x80000001, 0}, {0x80000008, 0}}
+
+// BuildCPUID builds the cpuid guest into dir and returns the ELF's path.
+// Round after round, roundDelay loop iterations apart, it executes CPUID
+// for each of CPUIDLeaves and prints a CPUIDPrefix line with the result;
+// it prints CPUIDStartLine and writes the boot-timer magic once at
+// start. It never halts.
+func BuildCPUID(dir string, roundDelay uint32) (string, error) {
+	if roundDelay == 0 {
+		roundDelay = DefaultTickEvery
+	}
+	return build(dir, CPUID, fmt.Sprintf("cpuid-%d.elf", roundDelay), map[string]uint64{"ROUND_DELAY": uint64(roundDelay)})
 }
 
 // build assembles guests/NAME.S with syms defined and links it at

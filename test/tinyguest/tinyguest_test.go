@@ -108,6 +108,7 @@ func TestGuestsBuildAsPVHELFs(t *testing.T) {
 		Dirty:   func() (string, error) { return BuildDirty(dir, DirtyOptions{}) },
 		Hello:   func() (string, error) { return BuildHello(dir) },
 		Halt:    func() (string, error) { return BuildHalt(dir) },
+		CPUID:   func() (string, error) { return BuildCPUID(dir, 0) },
 	}
 	for name, build := range builds {
 		t.Run(name, func(t *testing.T) {

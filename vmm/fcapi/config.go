@@ -5,9 +5,11 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ternvm/tern/boot"
+	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
@@ -33,12 +35,49 @@ type machine struct {
 	memMiB    uint64
 	dirty     bool
 	hugePages string // "None" or "2M"
+	// template is the CPU template: a static one from cpu_template or a
+	// custom one from PUT /cpu-config, whichever came last (as in
+	// Firecracker); nil for none.
+	template *cputemplate.Template
 }
 
 func (m machine) view() MachineConfig {
-	none := "None"
+	name := "None"
+	if m.template != nil && m.template.Name != "" {
+		name = m.template.Name
+	}
 	f := false
-	return MachineConfig{VCPUCount: &m.vcpus, MemSizeMiB: &m.memMiB, SMT: &f, TrackDirtyPages: &m.dirty, HugePages: &m.hugePages, CPUTemplate: &none}
+	return MachineConfig{VCPUCount: &m.vcpus, MemSizeMiB: &m.memMiB, SMT: &f, TrackDirtyPages: &m.dirty, HugePages: &m.hugePages, CPUTemplate: &name}
+}
+
+// staticTemplate reads machine-config's cpu_template.
+func staticTemplate(name string) (*cputemplate.Template, error) {
+	if name == "T2CL" {
+		return nil, notImplemented("the T2CL CPU template (tern has T2, T2S, C3 and T2A)")
+	}
+	t, err := cputemplate.Static(name)
+	if err != nil {
+		return nil, faultf("cpu_template: %v", err)
+	}
+	return t, nil
+}
+
+// putCPUConfig is PUT /cpu-config: a custom CPU template, which replaces
+// any template set before (a static one included).
+func (s *Server) putCPUConfig(body []byte) error {
+	if s.vm != nil {
+		return errPreBootOnly
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return faultf("the request needs a JSON body")
+	}
+	t, err := cputemplate.ParseCustom(body)
+	if err != nil {
+		return faultf("%v", err)
+	}
+	s.cfg.machine.template = t
+	s.cfg.bootSpecific = true
+	return nil
 }
 
 // drive is one configured drive.
@@ -134,8 +173,15 @@ func (s *Server) putMachine(body []byte, patch bool) error {
 	default:
 		return faultf("huge_pages %q: want \"None\" or \"2M\"", m.hugePages)
 	}
-	if req.CPUTemplate != nil && *req.CPUTemplate != "None" && *req.CPUTemplate != "" {
-		return faultf("cpu_template %q: tern does not implement CPU templates yet; only \"None\"", *req.CPUTemplate)
+	// Without cpu_template, PUT and PATCH keep the template set before
+	// (Firecracker's rule), a custom one included.
+	m.template = s.cfg.machine.template
+	if req.CPUTemplate != nil {
+		t, err := staticTemplate(*req.CPUTemplate)
+		if err != nil {
+			return err
+		}
+		m.template = t
 	}
 	s.cfg.machine = m
 	s.cfg.bootSpecific = true
@@ -595,6 +641,7 @@ func (s *Server) vmConfig() (vmm.Config, map[string]string, map[string]string, e
 		// Firecracker enters a kernel through its PVH note when it has one.
 		PreferPVH:       true,
 		TrackDirtyPages: c.machine.dirty,
+		CPUTemplate:     c.machine.template,
 		Console:         s.opts.Console, ConsoleInput: s.opts.ConsoleInput,
 		KVMPath: s.opts.KVMPath, Logger: s.opts.Logger, Started: s.opts.Started,
 		BeforeRun: s.opts.BeforeRun,
@@ -651,11 +698,19 @@ func (s *Server) vmConfig() (vmm.Config, map[string]string, map[string]string, e
 // filled in.
 func (s *Server) fullConfig() FullConfig {
 	c := s.cfg
+	if s.vm != nil {
+		// A loaded snapshot brings its own template.
+		c.machine.template = s.vm.CPUTemplate()
+	}
 	m := c.machine.view()
 	out := FullConfig{
 		Drives: []Drive{}, NetworkInterfaces: []NetworkInterface{},
 		BootSource: c.boot, MachineConfig: &m, Balloon: c.balloon, Vsock: c.vsock, Entropy: c.entropy,
 		MMDSConfig: c.mmds, Logger: c.logger, Metrics: c.metrics, Serial: c.serial,
+	}
+	if t := c.machine.template; t != nil && t.Name == "" {
+		// Marshalling a parsed template cannot fail.
+		out.CPUConfig, _ = t.MarshalCustom()
 	}
 	for _, d := range c.drives {
 		out.Drives = append(out.Drives, d.req)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 )
 
 // ApplyConfig applies a Firecracker configuration file (--config-file:
@@ -20,8 +22,6 @@ func (s *Server) ApplyConfig(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case fc.CPUConfig != nil:
-		return notImplemented("custom CPU configuration (cpu-config)")
 	case fc.MemoryHotplug != nil:
 		return notImplemented("memory hotplug (memory-hotplug)")
 	case len(fc.Pmem) > 0:
@@ -37,6 +37,16 @@ func (s *Server) ApplyConfig(data []byte) error {
 		{"metrics", fc.Metrics, s.putMetrics},
 		{"machine-config", fc.MachineConfig, func(b []byte) error { return s.putMachine(b, false) }},
 		{"boot-source", fc.BootSource, s.putBootSource},
+	}
+	if len(fc.CPUConfig) > 0 {
+		// After machine-config, so that it wins over a cpu_template.
+		steps = append(steps, step{"cpu-config", fc.CPUConfig, func(b []byte) error {
+			body, err := cpuConfigBody(b)
+			if err != nil {
+				return err
+			}
+			return s.putCPUConfig(body)
+		}})
 	}
 	for _, d := range fc.Drives {
 		if d.DriveID == nil {
@@ -97,4 +107,27 @@ func isNil(v any) bool {
 		return p == nil
 	}
 	return v == nil
+}
+
+// cpuConfigBody is the custom CPU template a configuration file's
+// cpu-config gives: inline, or the path of a file that holds it.
+func cpuConfigBody(raw []byte) ([]byte, error) {
+	var path string
+	if json.Unmarshal(raw, &path) != nil {
+		return raw, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, faultf("cpu-config: %v", err)
+	}
+	defer f.Close()
+	// The API's body limit bounds a template from a file too.
+	data, err := io.ReadAll(io.LimitReader(f, MaxBodyBytes+1))
+	if err != nil {
+		return nil, faultf("cpu-config: %v", err)
+	}
+	if len(data) > MaxBodyBytes {
+		return nil, faultf("cpu-config: %s is larger than %d bytes", path, MaxBodyBytes)
+	}
+	return data, nil
 }

@@ -86,8 +86,13 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	logFile := filepath.Join(dir, "fc.log")
 	c.ok("PUT", "/logger", `{"log_path": "`+logFile+`", "level": "info", "show_level": true}`)
 	c.ok("PUT", "/balloon", `{"amount_mib": 0, "deflate_on_oom": false, "stats_polling_interval_s": 1}`)
+	// A custom CPU template that hides LAHF/SAHF, which the counter guest does not use.
+	c.ok("PUT", "/cpu-config", `{"cpuid_modifiers": [{"leaf": "0x80000001", "subleaf": "0x0", "flags": 0, "modifiers": [{"register": "ecx", "bitmap": "0b0"}]}]}`)
 	c.ok("PUT", "/actions", `{"action_type": "InstanceStart"}`)
 	vm := <-started
+	if tm := vm.CPUTemplate(); tm == nil || len(tm.CPUID) != 1 || tm.CPUID[0].Leaf != 0x80000001 {
+		t.Errorf("the VM started with CPU template %+v, want the one PUT to /cpu-config", tm)
+	}
 	var closeOnce sync.Once
 	closeVM := func() { closeOnce.Do(func() { vm.Close() }) }
 	t.Cleanup(closeVM)
@@ -107,9 +112,14 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	// Post-boot rules.
 	c.fault("PUT", "/boot-source", `{"kernel_image_path": "`+kernel+`"}`, msgPreBootOnly)
 	c.fault("PUT", "/machine-config", `{"vcpu_count": 1, "mem_size_mib": 32}`, msgPreBootOnly)
+	c.fault("PATCH", "/machine-config", `{"cpu_template": "T2"}`, msgPreBootOnly)
+	c.fault("PUT", "/cpu-config", `{}`, msgPreBootOnly)
 	c.fault("PUT", "/actions", `{"action_type": "InstanceStart"}`, msgPreBootOnly)
 	c.fault("PUT", "/snapshot/load", `{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}`, msgPreBootOnly)
 	c.fault("PUT", "/snapshot/create", `{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}`, "not paused")
+	if !strings.Contains(c.ok("GET", "/vm/config", ""), `"leaf":"0x80000001"`) {
+		t.Error("GET /vm/config after boot does not show the custom CPU template")
+	}
 	c.fault("GET", "/migration", "", "no migration") // tern's API, its 404 made a 400
 	c.ok("PATCH", "/drives/data", `{"drive_id": "data", "rate_limiter": {"ops": {"size": 100, "refill_time": 1000}}}`)
 	c.fault("PATCH", "/drives/nosuch", `{"drive_id": "nosuch", "rate_limiter": {"ops": {"size": 100, "refill_time": 1000}}}`, "nosuch")
@@ -197,6 +207,9 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 		t.Errorf("GET / state = %q after a load without resume_vm, want Paused", inst.State)
 	}
 	c2.fault("PUT", "/actions", `{"action_type": "InstanceStart"}`, msgPreBootOnly)
+	if !strings.Contains(c2.ok("GET", "/vm/config", ""), `"leaf":"0x80000001"`) {
+		t.Error("GET /vm/config after the load does not show the snapshot's custom CPU template")
+	}
 	c2.ok("PATCH", "/vm", `{"state": "Resumed"}`)
 	waitFor(t, "the loaded guest's ticks", func() bool { return cons2.lastTick() > paused })
 	if strings.Contains(cons2.String(), tinyguest.CounterStartLine) {

@@ -295,12 +295,7 @@ func (s *Server) route(method, path string, body []byte) (any, error) {
 	case "mmds/config":
 		routes = map[string]handler{"PUT": none(func() error { return s.putMMDSConfig(body) })}
 	case "cpu-config":
-		routes = map[string]handler{"PUT": none(func() error {
-			if s.vm != nil {
-				return errPreBootOnly
-			}
-			return notImplemented("custom CPU configuration (PUT /cpu-config)")
-		})}
+		routes = map[string]handler{"PUT": none(func() error { return s.putCPUConfig(body) })}
 	case "vm":
 		routes = map[string]handler{"PATCH": none(func() error { return s.patchVM(body) })}
 	case "vm/config":

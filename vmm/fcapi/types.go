@@ -1,6 +1,10 @@
 package fcapi
 
-import "github.com/ternvm/tern/vmm/api"
+import (
+	"encoding/json"
+
+	"github.com/ternvm/tern/vmm/api"
+)
 
 // The request and response bodies, with Firecracker's field names (its API
 // description, version APIVersion). Pointers mark fields whose absence
@@ -171,7 +175,7 @@ type FullConfig struct {
 	Balloon           *Balloon           `json:"balloon,omitempty"`
 	Drives            []Drive            `json:"drives"`
 	BootSource        *BootSource        `json:"boot-source,omitempty"`
-	CPUConfig         any                `json:"cpu-config,omitempty"`
+	CPUConfig         json.RawMessage    `json:"cpu-config,omitempty"` // a custom CPU template, or in a file the path of one
 	Logger            *Logger            `json:"logger,omitempty"`
 	MachineConfig     *MachineConfig     `json:"machine-config,omitempty"`
 	Metrics           *Metrics           `json:"metrics,omitempty"`
