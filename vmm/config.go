@@ -23,7 +23,8 @@ import (
 
 // DefaultCmdline is used when the user gives none: a serial console, reboot
 // through the keyboard controller, no PCI probing (tern has no PCI bus), and
-// i8042 probing cut short since only its reset line is wired.
+// i8042 probing cut short (no mouse, and a keyboard that only sends
+// Ctrl+Alt+Del and takes no commands).
 const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
 // Defaults for an unset Config field.
