@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -100,8 +101,10 @@ type DiskConfig struct {
 	Root bool
 }
 
-// withDefaults fills unset fields.
+// withDefaults fills unset fields. Disks is copied: UpdateDrive changes a
+// disk's path in the VM's own configuration, not in the caller's.
 func (c Config) withDefaults() Config {
+	c.Disks = slices.Clone(c.Disks)
 	if c.Cmdline == "" {
 		c.Cmdline = DefaultCmdline
 	}

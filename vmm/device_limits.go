@@ -3,6 +3,8 @@ package vmm
 import (
 	"fmt"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/ratelimit"
@@ -118,4 +120,33 @@ func (v *VM) SetRNGRateLimit(rl ratelimit.Config) error {
 		return fmt.Errorf("entropy device: %w", ErrNoDevice)
 	}
 	return v.plat.limits.rng.RateLimiter().Update(rl)
+}
+
+// UpdateDrive swaps the backing file of a running guest's disk, as
+// Firecracker's PATCH /drives/{id} with a path_on_host does: id is the
+// disk's serial (block.Config.ID) or its name diskN, as for
+// SetDriveRateLimit. The file is checked, opened and locked as at start,
+// in the disk's mode; the guest sees the new capacity through a
+// configuration change interrupt. Snapshots and migrations taken later
+// record the new path. It is refused while a migration runs.
+func (v *VM) UpdateDrive(id, path string) error {
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	if v.life.migrating {
+		return fmt.Errorf("drive %q: %w", id, ErrMigrating)
+	}
+	if v.plat != nil {
+		for _, d := range v.plat.limits.disks {
+			if d.name != id && (v.cfg.Disks[d.index].ID == "" || v.cfg.Disks[d.index].ID != id) {
+				continue
+			}
+			if err := d.dev.SwapImage(path); err != nil {
+				return fmt.Errorf("drive %q: %w", id, err)
+			}
+			v.cfg.Disks[d.index].Path = path
+			v.log.WithFields(logrus.Fields{"drive": id, "path": path, "sectors": d.dev.Capacity()}).Info("drive backing file updated")
+			return nil
+		}
+	}
+	return fmt.Errorf("drive %q: %w", id, ErrNoDevice)
 }

@@ -12,6 +12,11 @@ import (
 // Device is a virtio block device over one image. It implements
 // virtio.Device.
 type Device struct {
+	// imgMu guards the image: cfg.Path, capacity, config and disk,
+	// which SwapImage replaces. Requests and the other users of the
+	// image hold it shared while they use it, so the swap waits for them
+	// and none of them meets a closed file.
+	imgMu    sync.RWMutex
 	cfg      Config
 	capacity uint64 // in sectors
 	config   [configSize]byte
@@ -68,7 +73,11 @@ func limits(c *ratelimit.Config) ratelimit.Config {
 func (d *Device) RateLimiter() *ratelimit.Limiter { return d.limiter }
 
 // Capacity is the disk's size in 512-byte sectors.
-func (d *Device) Capacity() uint64 { return d.capacity }
+func (d *Device) Capacity() uint64 {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
+	return d.capacity
+}
 
 // Close stops the device if it is active and closes the image. The device
 // cannot be activated again.
@@ -85,6 +94,8 @@ func (d *Device) Close() error {
 	if w != nil {
 		w.stopAndWait()
 	}
+	d.imgMu.Lock()
+	defer d.imgMu.Unlock()
 	if err := d.disk.f.Close(); err != nil {
 		return fmt.Errorf("close disk image %q: %w", d.cfg.Path, err)
 	}
