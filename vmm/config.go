@@ -70,6 +70,10 @@ type Config struct {
 	// Balloon, if set, adds a virtio-balloon device starting at its
 	// target; VM.SetBalloonTarget changes the target later.
 	Balloon *balloon.Config
+	// MMDS, if set, answers the guest at its address (169.254.169.254
+	// by default) on the Nets its Interfaces name (by ID, TAP name or
+	// netN), inside tern: those frames never reach the TAP.
+	MMDS *MMDS
 
 	// Console receives the guest's serial output; nil discards it.
 	Console io.Writer
@@ -246,10 +250,16 @@ func (c Config) validateDevices() error {
 	if roots > 1 {
 		return fmt.Errorf("%d disks are marked root; at most one can be", roots)
 	}
-	taps := map[string]int{}
+	taps, netIDs := map[string]int{}, map[string]int{}
 	for i, n := range c.Nets {
 		if err := n.Validate(); err != nil {
 			return fmt.Errorf("net %d: %w", i, err)
+		}
+		if n.ID != "" {
+			if j, dup := netIDs[n.ID]; dup {
+				return fmt.Errorf("net %d: id %q is already used by net %d", i, n.ID, j)
+			}
+			netIDs[n.ID] = i
 		}
 		if j, dup := taps[n.TAP]; dup {
 			return fmt.Errorf("net %d: TAP %s is already used by net %d", i, n.TAP, j)
@@ -272,5 +282,5 @@ func (c Config) validateDevices() error {
 	if c.Balloon != nil && uint64(c.Balloon.TargetMiB)<<20 > c.MemoryBytes {
 		return fmt.Errorf("balloon target of %d MiB is more than the guest's %d MiB", c.Balloon.TargetMiB, c.MemoryBytes>>20)
 	}
-	return nil
+	return c.validateMMDS()
 }

@@ -88,8 +88,9 @@ func (v *VM) SetDriveRateLimit(id string, rl ratelimit.Config) error {
 }
 
 // SetNetRateLimits changes a network interface's receive and transmit
-// limits while the VM runs, as SetDriveRateLimit does. id is the TAP's
-// name or netN, counting in the order of Config.Nets.
+// limits while the VM runs, as SetDriveRateLimit does. id is the net's
+// ID (virtionet.Config.ID), its TAP's name or netN, counting in the order
+// of Config.Nets.
 func (v *VM) SetNetRateLimits(id string, rx, tx ratelimit.Config) error {
 	if err := rx.Validate(); err != nil {
 		return fmt.Errorf("network interface %q: receive: %w", id, err)
@@ -99,7 +100,7 @@ func (v *VM) SetNetRateLimits(id string, rx, tx ratelimit.Config) error {
 	}
 	if v.plat != nil {
 		for _, n := range v.plat.limits.nets {
-			if n.name == id || v.cfg.Nets[n.index].TAP == id {
+			if n.name == id || v.cfg.Nets[n.index].TAP == id || (v.cfg.Nets[n.index].ID != "" && v.cfg.Nets[n.index].ID == id) {
 				rxl, txl := n.dev.RateLimiters()
 				if err := rxl.Update(rx); err != nil {
 					return err

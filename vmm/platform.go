@@ -12,6 +12,7 @@ import (
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/devices"
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/balloon"
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +31,8 @@ type platform struct {
 	irqs     []*irqLine
 	virtio   []*virtioSlot
 	balloon  *balloon.Device
-	limits   rateLimited // the devices whose rate limits can change
+	mmds     *mmds.Service // nil without Config.MMDS
+	limits   rateLimited   // the devices whose rate limits can change
 	firstRun sync.Once
 
 	// unhandled remembers the latest unhandled addresses, to log each
