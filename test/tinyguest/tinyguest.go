@@ -63,10 +63,11 @@ const (
 
 // Guest names: the source file guests/NAME.S and the ELF's base name.
 const (
-	Counter = "counter"
-	Dirty   = "dirty"
-	Hello   = "hello"
-	Halt    = "halt"
+	Counter  = "counter"
+	Dirty    = "dirty"
+	Hello    = "hello"
+	Halt     = "halt"
+	Keyboard = "keyboard"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -75,6 +76,8 @@ const (
 	DirtyStartLine   = "dirty: start"
 	HelloLine        = "hello from tiny guest"
 	HaltLine         = "halt: idle"
+	KeyboardLine     = "keyboard: ready"
+	KeyPrefix        = "key "  // then the byte read: 8 lower-case hex digits
 	TickPrefix       = "tick " // then the counter: 8 lower-case hex digits
 	PassPrefix       = "pass " // then the pass count: 8 lower-case hex digits
 )
@@ -156,6 +159,18 @@ func BuildHello(dir string) (string, error) {
 // off: its vCPU sleeps in the host kernel, so the guest costs no CPU.
 func BuildHalt(dir string) (string, error) {
 	return build(dir, Halt, "halt.elf", nil)
+}
+
+// BuildKeyboard builds the keyboard guest into dir and returns the ELF's
+// path. It writes the boot-timer magic, prints KeyboardLine, then polls
+// the i8042 (status port 0x64, data port 0x60) and prints KeyPrefix and
+// each byte it reads in hex; after keys bytes it powers the VM off, so Run
+// returns vmm.StopPoweroff.
+func BuildKeyboard(dir string, keys int) (string, error) {
+	if keys < 1 {
+		return "", fmt.Errorf("keyboard guest: %d keys to read; want at least 1", keys)
+	}
+	return build(dir, Keyboard, fmt.Sprintf("keyboard-%d.elf", keys), map[string]uint64{"KEYS": uint64(keys)})
 }
 
 // build assembles guests/NAME.S with syms defined and links it at
