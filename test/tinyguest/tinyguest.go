@@ -68,6 +68,7 @@ const (
 	Hello    = "hello"
 	Halt     = "halt"
 	Keyboard = "keyboard"
+	DiskCap  = "diskcap"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -78,6 +79,7 @@ const (
 	HaltLine         = "halt: idle"
 	KeyboardLine     = "keyboard: ready"
 	KeyPrefix        = "key "  // then the byte read: 8 lower-case hex digits
+	CapPrefix        = "cap "  // then the capacity in sectors: 8 lower-case hex digits
 	TickPrefix       = "tick " // then the counter: 8 lower-case hex digits
 	PassPrefix       = "pass " // then the pass count: 8 lower-case hex digits
 )
@@ -171,6 +173,15 @@ func BuildKeyboard(dir string, keys int) (string, error) {
 		return "", fmt.Errorf("keyboard guest: %d keys to read; want at least 1", keys)
 	}
 	return build(dir, Keyboard, fmt.Sprintf("keyboard-%d.elf", keys), map[string]uint64{"KEYS": uint64(keys)})
+}
+
+// BuildDiskCap builds the diskcap guest into dir and returns the ELF's
+// path. capAddr is the guest-physical address of a virtio-blk device's
+// capacity (its virtio-mmio window plus 0x100). The guest prints
+// CapPrefix and the capacity's low 32 bits in hex, polls until they
+// change, prints them again and powers the VM off.
+func BuildDiskCap(dir string, capAddr uint32) (string, error) {
+	return build(dir, DiskCap, fmt.Sprintf("diskcap-%#x.elf", capAddr), map[string]uint64{"CAP_ADDR": uint64(capAddr)})
 }
 
 // build assembles guests/NAME.S with syms defined and links it at
