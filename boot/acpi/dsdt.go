@@ -25,6 +25,9 @@ func buildDSDT(cfg Config) ([]byte, error) {
 	if cfg.WithRTC {
 		devices = append(devices, rtcDevice())
 	}
+	if cfg.WithI8042 {
+		devices = append(devices, keyboardDevice())
+	}
 	for i, d := range cfg.VirtioDevices {
 		devices = append(devices, virtioDevice(i, d))
 	}
@@ -84,6 +87,25 @@ func rtcDevice() aml.Object {
 			aml.Name{Path: "_HID", Value: aml.EISAID("PNP0B00")},
 			aml.Name{Path: "_CRS", Value: aml.ResourceTemplate{
 				aml.IO{Decode16: true, Min: boot.PortRTC, Max: boot.PortRTC, Alignment: 0, Length: 2},
+			}},
+		},
+	}
+}
+
+// keyboardDevice describes the i8042 with its keyboard. Its interrupt is
+// the reason it is here: a hardware-reduced platform has no PIC, so Linux
+// maps an ISA IRQ only when a device's resources name it, and the i8042
+// driver (probing the ports directly, i8042.nopnp) asks for IRQ 1 and
+// fails with EINVAL when nothing mapped it.
+func keyboardDevice() aml.Object {
+	return aml.Device{
+		Path: "PS2K",
+		Body: []aml.Object{
+			aml.Name{Path: "_HID", Value: aml.EISAID("PNP0303")},
+			aml.Name{Path: "_CRS", Value: aml.ResourceTemplate{
+				aml.IO{Decode16: true, Min: boot.PortI8042Data, Max: boot.PortI8042Data, Alignment: 0, Length: 1},
+				aml.IO{Decode16: true, Min: boot.PortI8042Command, Max: boot.PortI8042Command, Alignment: 0, Length: 1},
+				aml.IRQNoFlags{boot.IRQKeyboard},
 			}},
 		},
 	}

@@ -213,6 +213,9 @@ mmds)
 	echo 0 >/proc/sys/kernel/ctrl-alt-del
 	trap 'echo "TERN-GUEST ctrl-alt-del=received"; poweroff -f' INT
 	echo "TERN-GUEST keyboard=$(sed -n 's/^N: Name="\(.*\)"$/\1/p' /proc/bus/input/devices | grep -i keyboard | head -n 1 | tr ' ' _)"
+	# What the kernel said of the keyboard controller, for a failing check.
+	dmesg | grep -iE 'i8042|serio|atkbd|keyboard' | sed 's/^/TERN-GUEST kbd-dmesg: /'
+	grep -i i8042 /proc/interrupts | sed 's/^/TERN-GUEST kbd-irq: /'
 	echo "TERN-GUEST cad-ready=yes"
 	n=0
 	while [ "$n" -lt 60 ]; do
