@@ -216,7 +216,7 @@ func TestI8042CtrlAltDelUntranslated(t *testing.T) {
 
 func TestI8042CtrlAltDelAfterLinuxInit(t *testing.T) {
 	// What Linux's i8042 driver does with i8042.noaux i8042.nomux
-	// i8042.nopnp i8042.dumbkbd: flush, self test, read the command byte,
+	// i8042.dumbkbd: flush, self test, read the command byte,
 	// write it back with the keyboard enabled and its interrupt on.
 	irq := &irqCount{}
 	k := devices.NewI8042(nil, irq)

@@ -25,8 +25,11 @@ import (
 // DefaultCmdline is used when the user gives none: a serial console, reboot
 // through the keyboard controller, no PCI probing (tern has no PCI bus), and
 // i8042 probing cut short (no mouse, and a keyboard that only sends
-// Ctrl+Alt+Del and takes no commands).
-const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+// Ctrl+Alt+Del and takes no commands). Unlike Firecracker's it leaves out
+// i8042.nopnp: on tern's hardware-reduced ACPI platform ISA IRQ 1 is not
+// Linux's IRQ 1, and only the DSDT's PNP0303 device tells the i8042 driver
+// which interrupt its keyboard has (without it, Ctrl+Alt+Del is not heard).
+const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 // Defaults for an unset Config field.
 const (

@@ -94,9 +94,10 @@ func rtcDevice() aml.Object {
 
 // keyboardDevice describes the i8042 with its keyboard. Its interrupt is
 // the reason it is here: a hardware-reduced platform has no PIC, so Linux
-// maps an ISA IRQ only when a device's resources name it, and the i8042
-// driver (probing the ports directly, i8042.nopnp) asks for IRQ 1 and
-// fails with EINVAL when nothing mapped it.
+// numbers the interrupt of GSI 1 dynamically when a device's resources
+// name it. The i8042 driver finds that number through this PNP0303
+// device; probing the ports directly (i8042.nopnp) it asks for IRQ 1,
+// which is not it, and its probe fails with EINVAL.
 func keyboardDevice() aml.Object {
 	return aml.Device{
 		Path: "PS2K",

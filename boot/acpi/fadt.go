@@ -29,9 +29,8 @@ const (
 const (
 	// Left clear: bit 0, legacy devices (it only turns Linux's PnP BIOS
 	// probe on); bit 1, 8042 (Linux finds tern's i8042 through the DSDT's
-	// PNP0303 device instead, or probes its ports with i8042.nopnp; a
-	// reboot reaches port 0x64 either way); bit 5, CMOS RTC not present
-	// (there is an RTC at port 0x70).
+	// PNP0303 device instead; a reboot reaches port 0x64 either way);
+	// bit 5, CMOS RTC not present (there is an RTC at port 0x70).
 	bootArchVGANotPresent = 1 << 2
 	// There is no PCI, so no MSI.
 	bootArchMSINotSupported = 1 << 3
