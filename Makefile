@@ -67,6 +67,10 @@ FUZZ_TARGETS := \
 	./devices:FuzzSerial \
 	./devices:FuzzStateJSON \
 	./migrate:FuzzReceive \
+	./mmds:FuzzIntercept \
+	./mmds:FuzzParseRequest \
+	./mmds:FuzzStore \
+	./mmds:FuzzTCPSession \
 	./migrate/snapshot:FuzzMergeDiff \
 	./migrate/snapshot:FuzzReadState \
 	./migrate/snapshot:FuzzStateRoundTrip \
