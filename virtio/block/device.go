@@ -29,6 +29,10 @@ type Device struct {
 	mu     sync.Mutex
 	w      *worker // nil while inactive
 	closed bool
+	// configChanged: SwapImage changed the configuration while the
+	// device was inactive (a paused VM stops its devices); the next
+	// activation tells the driver.
+	configChanged bool
 }
 
 var _ virtio.Device = (*Device)(nil)
@@ -130,6 +134,12 @@ func (d *Device) Activate(mem virtio.Memory, queues []*virtio.Queue, irq virtio.
 		return nil
 	}
 	d.w = startWorker(d, mem, queues[0], irq, acked)
+	if d.configChanged {
+		d.configChanged = false
+		// A lost edge leaves the old size in the driver's view until
+		// it next reads the configuration; nothing here can resend it.
+		_ = irq.Signal(virtio.InterruptConfigChange)
+	}
 	return nil
 }
 

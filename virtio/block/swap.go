@@ -22,7 +22,9 @@ var ErrWriteLogOn = errors.New("the disk is being streamed by a migration (write
 // is closed; later ones see the new one. The capacity in the configuration
 // space becomes the new image's and, once the driver runs the device, a
 // configuration change interrupt (which starts a new configuration
-// generation) tells it so. On error the old image stays in place.
+// generation) tells it so; on an inactive device (a paused VM's) that
+// interrupt comes when it is activated again. On error the old image
+// stays in place.
 func (d *Device) SwapImage(path string) error {
 	d.imgMu.RLock()
 	cfg := d.cfg
@@ -91,10 +93,10 @@ func (d *Device) SwapImage(path string) error {
 
 	// Nothing uses the old image any more: requests hold imgMu.
 	cerr := old.f.Close()
-	if d.w != nil {
-		if err := d.w.irq.Signal(virtio.InterruptConfigChange); err != nil {
-			return fmt.Errorf("disk %s: signal the new capacity: %w", path, err)
-		}
+	if d.w == nil {
+		d.configChanged = true
+	} else if err := d.w.irq.Signal(virtio.InterruptConfigChange); err != nil {
+		return fmt.Errorf("disk %s: signal the new capacity: %w", path, err)
 	}
 	if cerr != nil {
 		return fmt.Errorf("disk %s: close the old image: %w", path, cerr)

@@ -162,6 +162,7 @@ func TestSwapImageRefusals(t *testing.T) {
 func TestSwapImageReadOnlyStays(t *testing.T) {
 	oldPath, _ := image(t, 8)
 	h := newHarness(t, Config{Path: oldPath, ReadOnly: true}, allFeatures|specFRO)
+	h.wantStatus("read before the swap", h.do(specTIn, 0, nil, specSector), specSOK)
 	newPath, _ := image(t, 8)
 	if err := os.Chmod(newPath, 0o400); err != nil {
 		t.Fatal(err)
@@ -169,6 +170,7 @@ func TestSwapImageReadOnlyStays(t *testing.T) {
 	if err := h.dev.SwapImage(newPath); err != nil {
 		t.Fatalf("swap a read-only disk to a read-only file: %v", err)
 	}
+	h.wantConfigChange()
 	h.wantStatus("write to the swapped read-only disk", h.do(specTOut, 0, make([]byte, specSector), 0), specSIOErr)
 	if err := flockNB(t, newPath, unix.LOCK_SH); err != nil {
 		t.Errorf("a read-only disk's new image must allow other shared locks: %v", err)
@@ -221,11 +223,12 @@ func TestSwapImageUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, Config{Path: a}, allFeatures)
-	// One swap per read at most, running beside it, so that the fake's
+	// One swap per read, started as the read is (the hand-over of the
+	// token), running beside it; one at a time, so that the fake's
 	// interrupt channel never fills.
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	token := make(chan struct{}, 1)
+	token := make(chan struct{})
 	wg.Add(1)
 	swaps := 0
 	go func() {
@@ -252,7 +255,8 @@ func TestSwapImageUnderLoad(t *testing.T) {
 		sector := uint64(i % 8)
 		select {
 		case token <- struct{}{}:
-		default:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the swapping goroutine stopped taking turns")
 		}
 		r := h.doSkippingConfig(specTIn, sector, specSector)
 		if r.status != specSOK {
@@ -315,5 +319,30 @@ func flockNB(t *testing.T, path string, how int) error {
 		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
+	}
+}
+
+// A paused VM's devices are stopped (Reset) and started again (Activate)
+// on resume: a swap in between is signalled then.
+func TestSwapImageWhileStoppedSignalsOnActivation(t *testing.T) {
+	oldPath, _ := image(t, 8)
+	h := newHarness(t, Config{Path: oldPath}, allFeatures)
+	h.wantStatus("read", h.do(specTIn, 0, nil, specSector), specSOK)
+	h.dev.Reset()
+	newPath, _ := image(t, 16)
+	if err := h.dev.SwapImage(newPath); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-h.irq.signals:
+		t.Fatalf("a stopped device signalled %d", r)
+	default:
+	}
+	if err := h.dev.Activate(h.mem, h.queues(), h.irq, h.acked); err != nil {
+		t.Fatal(err)
+	}
+	h.wantConfigChange()
+	if got := readCapacity(h.dev); got != 16 {
+		t.Errorf("capacity %d, want 16", got)
 	}
 }
