@@ -76,6 +76,10 @@ FUZZ_TARGETS := \
 	./devices:FuzzStateJSON \
 	./migrate:FuzzReadSnapshot \
 	./migrate:FuzzReceive \
+	./mmds:FuzzIntercept \
+	./mmds:FuzzParseRequest \
+	./mmds:FuzzStore \
+	./mmds:FuzzTCPSession \
 	./migrate/snapshot:FuzzMergeDiff \
 	./migrate/snapshot:FuzzReadState \
 	./migrate/snapshot:FuzzStateRoundTrip \

@@ -71,7 +71,8 @@ const (
 
 // Interrupt lines (IOAPIC pins / GSIs) of the legacy devices.
 const (
-	IRQCOM1 = 4
+	IRQKeyboard = 1 // the i8042's keyboard
+	IRQCOM1     = 4
 	// FirstVirtioIRQ is the first GSI handed to virtio-mmio devices.
 	FirstVirtioIRQ = 5
 )

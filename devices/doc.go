@@ -1,6 +1,6 @@
 // Package devices holds the emulated platform devices of a tern microVM and
 // the buses that route guest port I/O and MMIO exits to them: a 16550A UART,
-// the i8042 keyboard controller's reset line, the CMOS real-time clock, the
+// the i8042 keyboard controller (reset line, Ctrl+Alt+Del), the CMOS real-time clock, the
 // ACPI sleep/reset registers of the hardware-reduced FADT and the boot
 // timer port.
 //

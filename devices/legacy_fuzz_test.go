@@ -2,6 +2,7 @@ package devices_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -31,22 +32,26 @@ var legacyWindows = []struct{ base, size uint64 }{
 // (write, size 1/2/4), a window and offset, and two value bytes. It
 // checks the dispatch against the map, that the side effects (power off,
 // reset, boot report, console output) only follow writes that can cause
-// them, and that every state the UART and RTC reach can be restored.
+// them, and that every state the UART, i8042 and RTC reach can be
+// restored. An item whose flags have bits 0x60 set is not an access: it
+// has the i8042 send Ctrl+Alt+Del.
 func FuzzLegacyPIO(f *testing.F) {
 	f.Add([]byte{0x81, 0x00, 'h', 0, 0x81, 0x00, 'i', 0})                     // COM1 THR
 	f.Add([]byte{0x81, 0x20, 0x0b, 0, 0x01, 0x21, 0, 0, 0x82, 0x20, 0x8b, 7}) // RTC index then data
 	f.Add([]byte{0x81, 0x14, 0xfe, 0})                                        // i8042 pulse reset
+	f.Add([]byte{0x60, 0, 0, 0, 0x01, 0x15, 0, 0, 0x01, 0x11, 0, 0})          // Ctrl+Alt+Del, status, data
 	f.Add([]byte{0x81, 0x30, 0x34, 0, 0x81, 0x32, 0x01, 0})                   // ACPI S5, reset
 	f.Add([]byte{0x81, 0x40, 123, 0, 0x84, 0x3f, 1, 2, 0x02, 0x07, 0, 0})     // boot timer, window edges
 	f.Add([]byte{0x81, 0x03, 0x80, 0, 0x81, 0x00, 1, 0, 0x81, 0x03, 3, 0, 0x01, 0x05, 0, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		var out byteCount
-		var com1, kbdReset, acpiOff, acpiReset, booted counter
+		var com1, kbdReset, kbdIRQ, acpiOff, acpiReset, booted counter
 		serial := devices.NewSerial(&out, &com1)
+		kbd := devices.NewI8042(kbdReset.fn, &kbdIRQ)
 		rtc := devices.NewRTC(func() time.Time { return time.Date(2026, 12, 6, 5, 4, 3, 0, time.UTC) })
 		bus := devices.NewBus("pio")
 		for i, d := range []devices.Device{
-			serial, devices.NewI8042(kbdReset.fn), rtc, devices.NewACPIPM(acpiOff.fn, acpiReset.fn),
+			serial, kbd, rtc, devices.NewACPIPM(acpiOff.fn, acpiReset.fn),
 			devices.NewBootTimer(time.Now(), func(time.Duration) { booted.fn() }),
 		} {
 			if err := bus.Register(legacyWindows[i].base, legacyWindows[i].size, d); err != nil {
@@ -54,8 +59,15 @@ func FuzzLegacyPIO(f *testing.F) {
 			}
 		}
 		var writesTo [5]int // write accesses that reach each window
-		var comBytes int
+		var comBytes, cads, readsOf8042 int
 		for ; len(ops) >= 4; ops = ops[4:] {
+			if ops[0]&0x60 == 0x60 {
+				cads++
+				if err := kbd.SendCtrlAltDel(); err != nil && !errors.Is(err, devices.ErrI8042Full) {
+					t.Fatalf("Ctrl+Alt+Del: %v", err)
+				}
+				continue
+			}
 			write := ops[0]&0x80 != 0
 			size := []int{1, 2, 4, 1}[ops[0]&3]
 			w := legacyWindows[int(ops[1]>>4)%len(legacyWindows)]
@@ -82,6 +94,9 @@ func FuzzLegacyPIO(f *testing.F) {
 			if ok != (inside >= 0) {
 				t.Fatalf("%d-byte access at %#x claimed=%v, map says window %d", size, port, ok, inside)
 			}
+			if ok && !write && inside == 1 {
+				readsOf8042++
+			}
 			if ok && write {
 				writesTo[inside]++
 				if inside == 0 {
@@ -94,6 +109,8 @@ func FuzzLegacyPIO(f *testing.F) {
 			t.Fatalf("console got %d bytes from %d written to COM1", out.n, comBytes)
 		case kbdReset.n > writesTo[1]:
 			t.Fatalf("%d i8042 resets from %d writes", kbdReset.n, writesTo[1])
+		case kbdIRQ.n > cads+readsOf8042:
+			t.Fatalf("%d keyboard interrupts from %d Ctrl+Alt+Del and %d reads", kbdIRQ.n, cads, readsOf8042)
 		case acpiOff.n+acpiReset.n > writesTo[3]:
 			t.Fatalf("%d power-offs and %d resets from %d ACPI writes", acpiOff.n, acpiReset.n, writesTo[3])
 		case booted.n > writesTo[4]:
@@ -106,6 +123,16 @@ func FuzzLegacyPIO(f *testing.F) {
 		roundTrip(t, ss, &ss2)
 		if err := devices.NewSerial(&out, &com1).SetState(ss2); err != nil {
 			t.Fatalf("serial refuses its own state %+v: %v", ss, err)
+		}
+		ks := kbd.State()
+		var ks2 devices.I8042State
+		roundTrip(t, ks, &ks2)
+		kbd2 := devices.NewI8042(nil, nil)
+		if err := kbd2.SetState(ks2); err != nil {
+			t.Fatalf("i8042 refuses its own state %+v: %v", ks, err)
+		}
+		if got := kbd2.State(); !reflect.DeepEqual(got, ks) {
+			t.Fatalf("i8042 restored %+v, State says %+v", ks, got)
 		}
 		rs := rtc.State()
 		var rs2 devices.RTCState

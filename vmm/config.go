@@ -25,8 +25,12 @@ import (
 
 // DefaultCmdline is used when the user gives none: a serial console, reboot
 // through the keyboard controller, no PCI probing (tern has no PCI bus), and
-// i8042 probing cut short since only its reset line is wired.
-const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+// i8042 probing cut short (no mouse, and a keyboard that only sends
+// Ctrl+Alt+Del and takes no commands). Unlike Firecracker's it leaves out
+// i8042.nopnp: on tern's hardware-reduced ACPI platform ISA IRQ 1 is not
+// Linux's IRQ 1, and only the DSDT's PNP0303 device tells the i8042 driver
+// which interrupt its keyboard has (without it, Ctrl+Alt+Del is not heard).
+const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 // Defaults for an unset Config field.
 const (
@@ -76,6 +80,10 @@ type Config struct {
 	// Balloon, if set, adds a virtio-balloon device starting at its
 	// target; VM.SetBalloonTarget changes the target later.
 	Balloon *balloon.Config
+	// MMDS, if set, answers the guest at its address (169.254.169.254
+	// by default) on the Nets its Interfaces name (by ID, TAP name or
+	// netN), inside tern: those frames never reach the TAP.
+	MMDS *MMDS
 
 	// Console receives the guest's serial output; nil discards it.
 	Console io.Writer
@@ -113,8 +121,10 @@ type DiskConfig struct {
 	Root bool
 }
 
-// withDefaults fills unset fields.
+// withDefaults fills unset fields. Disks is copied: UpdateDrive changes a
+// disk's path in the VM's own configuration, not in the caller's.
 func (c Config) withDefaults() Config {
+	c.Disks = slices.Clone(c.Disks)
 	if c.Cmdline == "" {
 		c.Cmdline = DefaultCmdline
 	}
@@ -271,11 +281,17 @@ func (c Config) validateDevices() error {
 	if roots > 1 {
 		return fmt.Errorf("%d disks are marked root; at most one can be", roots)
 	}
-	taps := map[string]int{}
+	taps, netIDs := map[string]int{}, map[string]int{}
 	tapFiles := map[*os.File]int{}
 	for i, n := range c.Nets {
 		if err := n.Validate(); err != nil {
 			return fmt.Errorf("net %d: %w", i, err)
+		}
+		if n.ID != "" {
+			if j, dup := netIDs[n.ID]; dup {
+				return fmt.Errorf("net %d: id %q is already used by net %d", i, n.ID, j)
+			}
+			netIDs[n.ID] = i
 		}
 		if n.TAPFile != nil {
 			if j, dup := tapFiles[n.TAPFile]; dup {
@@ -307,5 +323,5 @@ func (c Config) validateDevices() error {
 	if c.Balloon != nil && uint64(c.Balloon.TargetMiB)<<20 > c.MemoryBytes {
 		return fmt.Errorf("balloon target of %d MiB is more than the guest's %d MiB", c.Balloon.TargetMiB, c.MemoryBytes>>20)
 	}
-	return nil
+	return c.validateMMDS()
 }

@@ -3,6 +3,8 @@ package vmm
 import (
 	"fmt"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/ratelimit"
@@ -86,8 +88,9 @@ func (v *VM) SetDriveRateLimit(id string, rl ratelimit.Config) error {
 }
 
 // SetNetRateLimits changes a network interface's receive and transmit
-// limits while the VM runs, as SetDriveRateLimit does. id is the TAP's
-// name or netN, counting in the order of Config.Nets.
+// limits while the VM runs, as SetDriveRateLimit does. id is the net's
+// ID (virtionet.Config.ID), its TAP's name or netN, counting in the order
+// of Config.Nets.
 func (v *VM) SetNetRateLimits(id string, rx, tx ratelimit.Config) error {
 	if err := rx.Validate(); err != nil {
 		return fmt.Errorf("network interface %q: receive: %w", id, err)
@@ -97,7 +100,7 @@ func (v *VM) SetNetRateLimits(id string, rx, tx ratelimit.Config) error {
 	}
 	if v.plat != nil {
 		for _, n := range v.plat.limits.nets {
-			if n.name == id || v.cfg.Nets[n.index].TAP == id {
+			if n.name == id || v.cfg.Nets[n.index].TAP == id || (v.cfg.Nets[n.index].ID != "" && v.cfg.Nets[n.index].ID == id) {
 				rxl, txl := n.dev.RateLimiters()
 				if err := rxl.Update(rx); err != nil {
 					return err
@@ -118,4 +121,33 @@ func (v *VM) SetRNGRateLimit(rl ratelimit.Config) error {
 		return fmt.Errorf("entropy device: %w", ErrNoDevice)
 	}
 	return v.plat.limits.rng.RateLimiter().Update(rl)
+}
+
+// UpdateDrive swaps the backing file of a running guest's disk, as
+// Firecracker's PATCH /drives/{id} with a path_on_host does: id is the
+// disk's serial (block.Config.ID) or its name diskN, as for
+// SetDriveRateLimit. The file is checked, opened and locked as at start,
+// in the disk's mode; the guest sees the new capacity through a
+// configuration change interrupt. Snapshots and migrations taken later
+// record the new path. It is refused while a migration runs.
+func (v *VM) UpdateDrive(id, path string) error {
+	v.lifeMu.Lock()
+	defer v.lifeMu.Unlock()
+	if v.life.migrating {
+		return fmt.Errorf("drive %q: %w", id, ErrMigrating)
+	}
+	if v.plat != nil {
+		for _, d := range v.plat.limits.disks {
+			if d.name != id && (v.cfg.Disks[d.index].ID == "" || v.cfg.Disks[d.index].ID != id) {
+				continue
+			}
+			if err := d.dev.SwapImage(path); err != nil {
+				return fmt.Errorf("drive %q: %w", id, err)
+			}
+			v.cfg.Disks[d.index].Path = path
+			v.log.WithFields(logrus.Fields{"drive": id, "path": path, "sectors": d.dev.Capacity()}).Info("drive backing file updated")
+			return nil
+		}
+	}
+	return fmt.Errorf("drive %q: %w", id, ErrNoDevice)
 }

@@ -41,8 +41,18 @@ func (p *platform) addConfiguredVirtio() error {
 			p.vm.cfg.Nets[i].TAP = dev.TAP()
 		}
 		name := fmt.Sprintf("net%d", i)
-		if err := p.addVirtio(name, dev, dev.Close); err != nil {
+		stack, err := p.mmdsFor(i, n)
+		if err != nil {
 			dev.Close()
+			return err
+		}
+		closer := dev.Close
+		if stack != nil {
+			dev.SetInterceptor(stack)
+			closer = func() error { stack.Close(); return dev.Close() }
+		}
+		if err := p.addVirtio(name, dev, closer); err != nil {
+			closer()
 			return err
 		}
 		p.limits.nets = append(p.limits.nets, limitedNet{name: name, index: i, dev: dev})

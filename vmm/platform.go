@@ -12,6 +12,7 @@ import (
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/devices"
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/balloon"
 	"golang.org/x/sys/unix"
 )
@@ -26,10 +27,12 @@ type platform struct {
 	serial   *devices.Serial
 	console  *consoleBuffer // between the UART and Config.Console
 	rtc      *devices.RTC
+	i8042    *devices.I8042
 	irqs     []*irqLine
 	virtio   []*virtioSlot
 	balloon  *balloon.Device
-	limits   rateLimited // the devices whose rate limits can change
+	mmds     *mmds.Service // nil without Config.MMDS
+	limits   rateLimited   // the devices whose rate limits can change
 	firstRun sync.Once
 
 	// unhandled remembers the latest unhandled addresses, to log each
@@ -63,14 +66,19 @@ func newPlatform(v *VM) (_ *platform, err error) {
 	p.console = newConsoleBuffer(v.cfg.Console, consoleBufferSize)
 	p.serial = devices.NewSerial(p.console, com1)
 	p.rtc = devices.NewRTC(time.Now)
+	kbdIRQ, err := p.newIRQLine(boot.IRQKeyboard)
+	if err != nil {
+		return nil, err
+	}
 	reset := func() { v.requestStop(StopReset, nil) }
+	p.i8042 = devices.NewI8042(reset, kbdIRQ)
 	poweroff := func() { v.requestStop(StopPoweroff, nil) }
 	for _, r := range []struct {
 		base, size uint64
 		dev        devices.Device
 	}{
 		{boot.PortCOM1, 8, p.serial},
-		{boot.PortI8042Data, 5, devices.NewI8042(reset)},
+		{boot.PortI8042Data, 5, p.i8042},
 		{boot.PortRTC, 2, p.rtc},
 		{boot.PortACPISleepCtl, 3, devices.NewACPIPM(poweroff, reset)},
 		{boot.PortBootTimer, 1, devices.NewBootTimer(v.cfg.Started, p.bootDone)},

@@ -495,6 +495,11 @@ func (v *VM) restoreVMState(st vmState) error {
 	if err := v.plat.rtc.SetState(st.RTC); err != nil {
 		return fmt.Errorf("restore RTC: %w", err)
 	}
+	if st.I8042 != nil {
+		if err := v.plat.i8042.SetState(*st.I8042); err != nil {
+			return fmt.Errorf("%w: restore i8042: %w", ErrBadSnapshot, err)
+		}
+	}
 	return nil
 }
 

@@ -59,6 +59,9 @@ type vmState struct {
 	PIT       kvm.PITState2
 	Serial    devices.SerialState
 	RTC       devices.RTCState
+	// I8042 is absent in snapshots from before the keyboard had state;
+	// those restore the controller as it starts.
+	I8042 *devices.I8042State `json:",omitempty"`
 }
 
 // irqChipState is struct kvm_irqchip with its state union as bytes.
@@ -272,6 +275,8 @@ func (v *VM) saveVMState() (vmState, error) {
 	}
 	st.Serial = v.plat.serial.State()
 	st.RTC = v.plat.rtc.State()
+	kbd := v.plat.i8042.State()
+	st.I8042 = &kbd
 	return st, nil
 }
 

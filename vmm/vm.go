@@ -355,7 +355,7 @@ func (v *VM) loadGuest() error {
 	if _, err := v.mem.WriteAt(mp, boot.MPTableAddr); err != nil {
 		return fmt.Errorf("write MP table: %w", err)
 	}
-	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true, WithRTC: true, VirtioDevices: v.plat.acpiVirtioDevices()}, boot.ACPITablesAddr)
+	tables, err := acpi.Build(acpi.Config{CPUs: v.cfg.CPUs, WithSerial: true, WithRTC: true, WithI8042: true, VirtioDevices: v.plat.acpiVirtioDevices()}, boot.ACPITablesAddr)
 	if err != nil {
 		return fmt.Errorf("build ACPI tables: %w", err)
 	}

@@ -76,6 +76,7 @@ var fullConfig = Config{
 		{Addr: 0xd0001000, Size: 0x1000, IRQ: 6},
 	},
 	WithSerial: true,
+	WithI8042:  true,
 }
 
 func TestRSDP(t *testing.T) {
@@ -358,6 +359,28 @@ var (
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
+// The PS/2 keyboard controller, written out from the ACPI 6.4 resource
+// descriptor formats (6.4.2.5 I/O port, 6.4.2.1 IRQ without flags).
+var ps2kAML = cat(
+	[]byte{0x5b, 0x82, 0x2d}, []byte("PS2K"), // Device, PkgLength 45
+	[]byte{0x08}, []byte("_HID"), []byte{0x0c, 0x41, 0xd0, 0x03, 0x03}, // EisaId("PNP0303")
+	[]byte{0x08}, []byte("_CRS"), []byte{0x11, 0x18, 0x0a, 0x15},
+	[]byte{0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x00, 0x01}, // IO(Decode16, 0x60, 0x60, 0, 1)
+	[]byte{0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x00, 0x01}, // IO(Decode16, 0x64, 0x64, 0, 1)
+	[]byte{0x22, 0x02, 0x00},                               // IRQNoFlags(){1}
+	[]byte{0x79, 0x49},
+)
+
+func TestDSDTKeyboard(t *testing.T) {
+	_, dsdt := fadtAndDSDT(t, build(t, Config{CPUs: 1, WithI8042: true}))
+	want := cat(s5AML,
+		[]byte{0x10, 0x35, '\\', '_', 'S', 'B', '_'}, // Scope, PkgLength 53
+		ps2kAML)
+	if got := dsdt[36:]; !bytes.Equal(got, want) {
+		t.Errorf("DSDT body\n got % x\nwant % x", got, want)
+	}
+}
+
 func TestDSDTOneVirtioDevice(t *testing.T) {
 	_, dsdt := fadtAndDSDT(t, build(t, Config{
 		CPUs:          1,
@@ -470,5 +493,12 @@ func TestBuildErrors(t *testing.T) {
 	// IRQ 4 is free when there is no serial port.
 	if _, err := Build(Config{CPUs: 1, VirtioDevices: []VirtioDevice{dev(0xd0000000, 4)}}, base); err != nil {
 		t.Errorf("IRQ 4 without COM1: %v", err)
+	}
+}
+
+func TestVirtioDeviceRefusesKeyboardIRQ(t *testing.T) {
+	cfg := Config{CPUs: 1, WithI8042: true, VirtioDevices: []VirtioDevice{{Addr: 0xd0000000, Size: 0x1000, IRQ: 1}}}
+	if _, err := Build(cfg, base); err == nil || !bytes.Contains([]byte(err.Error()), []byte("i8042")) {
+		t.Errorf("virtio device on the keyboard's IRQ 1: %v, want an error naming the i8042", err)
 	}
 }

@@ -24,6 +24,9 @@ type Config struct {
 	// WithRTC adds the CMOS RTC at boot.PortRTC (PNP0B00), without an
 	// interrupt.
 	WithRTC bool
+	// WithI8042 adds the PS/2 keyboard controller (PNP0303) at ports
+	// 0x60 and 0x64 with IRQ boot.IRQKeyboard.
+	WithI8042 bool
 }
 
 // IOAPICPins is the number of pins of KVM's in-kernel I/O APIC
@@ -48,6 +51,9 @@ func (c Config) validate() error {
 	irqOwner := map[uint32]string{}
 	if c.WithSerial {
 		irqOwner[boot.IRQCOM1] = "COM1"
+	}
+	if c.WithI8042 {
+		irqOwner[boot.IRQKeyboard] = "the i8042 keyboard"
 	}
 	for i, d := range c.VirtioDevices {
 		name := fmt.Sprintf("virtio device %d", i)

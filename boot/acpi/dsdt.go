@@ -25,6 +25,9 @@ func buildDSDT(cfg Config) ([]byte, error) {
 	if cfg.WithRTC {
 		devices = append(devices, rtcDevice())
 	}
+	if cfg.WithI8042 {
+		devices = append(devices, keyboardDevice())
+	}
 	for i, d := range cfg.VirtioDevices {
 		devices = append(devices, virtioDevice(i, d))
 	}
@@ -84,6 +87,26 @@ func rtcDevice() aml.Object {
 			aml.Name{Path: "_HID", Value: aml.EISAID("PNP0B00")},
 			aml.Name{Path: "_CRS", Value: aml.ResourceTemplate{
 				aml.IO{Decode16: true, Min: boot.PortRTC, Max: boot.PortRTC, Alignment: 0, Length: 2},
+			}},
+		},
+	}
+}
+
+// keyboardDevice describes the i8042 with its keyboard. Its interrupt is
+// the reason it is here: a hardware-reduced platform has no PIC, so Linux
+// numbers the interrupt of GSI 1 dynamically when a device's resources
+// name it. The i8042 driver finds that number through this PNP0303
+// device; probing the ports directly (i8042.nopnp) it asks for IRQ 1,
+// which is not it, and its probe fails with EINVAL.
+func keyboardDevice() aml.Object {
+	return aml.Device{
+		Path: "PS2K",
+		Body: []aml.Object{
+			aml.Name{Path: "_HID", Value: aml.EISAID("PNP0303")},
+			aml.Name{Path: "_CRS", Value: aml.ResourceTemplate{
+				aml.IO{Decode16: true, Min: boot.PortI8042Data, Max: boot.PortI8042Data, Alignment: 0, Length: 1},
+				aml.IO{Decode16: true, Min: boot.PortI8042Command, Max: boot.PortI8042Command, Alignment: 0, Length: 1},
+				aml.IRQNoFlags{boot.IRQKeyboard},
 			}},
 		},
 	}

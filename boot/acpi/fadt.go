@@ -28,10 +28,9 @@ const (
 // IAPC_BOOT_ARCH bits (ACPI 6.4 table 5.11).
 const (
 	// Left clear: bit 0, legacy devices (it only turns Linux's PnP BIOS
-	// probe on); bit 1, 8042 (tern's i8042 exists for the reset line, not
-	// as a keyboard, and with the bit clear Linux's i8042 driver does not
-	// probe it; a reboot still reaches port 0x64 when the RESET_REG path
-	// fails); bit 5, CMOS RTC not present (there is an RTC at port 0x70).
+	// probe on); bit 1, 8042 (Linux finds tern's i8042 through the DSDT's
+	// PNP0303 device instead; a reboot reaches port 0x64 either way);
+	// bit 5, CMOS RTC not present (there is an RTC at port 0x70).
 	bootArchVGANotPresent = 1 << 2
 	// There is no PCI, so no MSI.
 	bootArchMSINotSupported = 1 << 3

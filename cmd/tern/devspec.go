@@ -87,17 +87,27 @@ func parseDisk(spec string) (vmm.DiskConfig, error) {
 	return d, nil
 }
 
-// parseNet reads --net tap=NAME[,mac=MAC][,bridge=BRIDGE] with optional
-// rate limits for each direction (rx: to the guest, tx: from it):
-// rx_bw=SIZE and tx_bw=SIZE (bytes per second), rx_pps=N and tx_pps=N
+// netSpec is one --net: the device, and whether the guest reaches the
+// metadata service (--mmds-data) through it.
+type netSpec struct {
+	virtionet.Config
+	MMDS bool
+}
+
+// parseNet reads --net tap=NAME[,mac=MAC][,bridge=BRIDGE][,id=ID][,mmds=on]
+// with optional rate limits for each direction (rx: to the guest, tx: from
+// it): rx_bw=SIZE and tx_bw=SIZE (bytes per second), rx_pps=N and tx_pps=N
 // (frames per second), their _burst variants, and refill=DURATION.
-func parseNet(spec string) (virtionet.Config, error) {
-	keys := append([]string{"tap", "mac", "bridge", "refill"}, limitKeys("rx_", "pps")...)
+func parseNet(spec string) (netSpec, error) {
+	keys := append([]string{"tap", "mac", "bridge", "id", "mmds", "refill"}, limitKeys("rx_", "pps")...)
 	kv, err := parseKV("net", spec, append(keys, limitKeys("tx_", "pps")...)...)
 	if err != nil {
-		return virtionet.Config{}, err
+		return netSpec{}, err
 	}
-	n := virtionet.Config{TAP: kv["tap"], Bridge: kv["bridge"]}
+	n := netSpec{Config: virtionet.Config{TAP: kv["tap"], Bridge: kv["bridge"], ID: kv["id"]}}
+	if n.MMDS, err = parseBool("net", "mmds", kv["mmds"]); err != nil {
+		return n, err
+	}
 	if n.TAP == "" {
 		return n, fmt.Errorf("--net %s: tap= is required", spec)
 	}

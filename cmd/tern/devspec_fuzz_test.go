@@ -13,7 +13,7 @@ func FuzzDevSpec(f *testing.F) {
 	for _, s := range []string{
 		"path=/d.img", "path=/d.img,ro=on,id=vda,root=yes", "path=/d.img,bw=10M,iops=100,bw_burst=1G,refill=10ms",
 		"tap=t,rx_bw=1M,tx_pps=10,rx_pps_burst=5,rx_pps=1", "path=x,iops=18446744073709551615", "path=", "path=a,path=b", "ro=on", "path=x,bogus=1",
-		"tap=tap0", "tap=tap0,mac=02:00:00:00:00:01,bridge=br0", "tap=t,mac=00:00:5e:00:53:01:00:00", "mac=zz",
+		"tap=tap0", "tap=tap0,mac=02:00:00:00:00:01,bridge=br0", "tap=t,id=eth0,mmds=on", "tap=t,mac=00:00:5e:00:53:01:00:00", "mac=zz",
 		"cid=3,socket=/v.sock", "cid=-1,socket=x", "cid=18446744073709551616,socket=x",
 		"size=256M,deflate_on_oom=on,stats=5s", "size=0", "size=1G,stats=-1s", "size=1025K", "size=2048T", "",
 	} {
@@ -49,12 +49,18 @@ func FuzzDevSpec(f *testing.F) {
 			if n.TAP == "" || (n.MAC != nil && len(n.MAC) != 6) {
 				t.Fatalf("%q gave %+v", spec, n)
 			}
-			back := "tap=" + n.TAP + ",bridge=" + n.Bridge
+			if strings.Contains(n.ID, ",") {
+				t.Fatalf("%q gave id %q", spec, n.ID)
+			}
+			back := fmt.Sprintf("tap=%s,bridge=%s,mmds=%t", n.TAP, n.Bridge, n.MMDS)
 			if n.MAC != nil {
 				back += ",mac=" + n.MAC.String()
 			}
+			if n.ID != "" {
+				back += ",id=" + n.ID
+			}
 			again, err := parseNet(back)
-			if err != nil || again.TAP != n.TAP || again.Bridge != n.Bridge || again.MAC.String() != n.MAC.String() {
+			if err != nil || again.TAP != n.TAP || again.Bridge != n.Bridge || again.MAC.String() != n.MAC.String() || again.ID != n.ID || again.MMDS != n.MMDS {
 				t.Fatalf("%q gave %+v; written back: %+v, %v", spec, n, again, err)
 			}
 		case 2:

@@ -80,7 +80,7 @@ func newApp() *cli.App {
 			logger.SetLevel(lvl)
 			return nil
 		},
-		Commands: []*cli.Command{runCommand(), snapshotCommand(), migrateCommand(), pauseCommand(), resumeCommand(), balloonCommand(), checkCommand(), jailCommand(), firecrackerCommand(), versionCommand()},
+		Commands: []*cli.Command{runCommand(), snapshotCommand(), migrateCommand(), pauseCommand(), resumeCommand(), ctrlAltDelCommand(), balloonCommand(), checkCommand(), jailCommand(), firecrackerCommand(), versionCommand()},
 		// A usage error is one line, like every other error.
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return fmt.Errorf("%w (see tern %s --help)", err, c.Command.Name)

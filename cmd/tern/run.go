@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/boot/cputemplate"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/vmm"
 	"github.com/urfave/cli/v2"
 )
@@ -28,9 +29,11 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
 			consoleFlag(), consoleRawFlag(),
 			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on][,bw=SIZE][,iops=N][,bw_burst=SIZE][,iops_burst=N][,refill=DURATION] (repeatable; bw is bytes per second)"},
-			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE][,rx_bw=SIZE][,tx_bw=SIZE][,rx_pps=N][,tx_pps=N][,{rx,tx}_{bw,pps}_burst=..][,refill=DURATION] (repeatable; the TAP is created if missing)"},
+			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE][,id=ID][,mmds=on][,rx_bw=SIZE][,tx_bw=SIZE][,rx_pps=N][,tx_pps=N][,{rx,tx}_{bw,pps}_burst=..][,refill=DURATION] (repeatable; the TAP is created if missing)"},
 			&cli.StringFlag{Name: "vsock", Usage: "virtio-vsock: cid=N,socket=PATH (host programs connect to PATH; guest connections to port P reach PATH_P)"},
 			&cli.StringFlag{Name: "balloon", Usage: "virtio-balloon: size=SIZE[,deflate_on_oom=on][,stats=DURATION] (size is the initial target)"},
+			&cli.StringFlag{Name: "mmds-data", Usage: "serve this JSON file to the guest as Firecracker's metadata service (MMDS) at 169.254.169.254, on the --net devices with mmds=on"},
+			&cli.IntFlag{Name: "mmds-version", Value: 1, Usage: "MMDS version: 1 (plain GETs) or 2 (session tokens from PUT /latest/api/token)"},
 			&cli.StringFlag{Name: "api-socket", Usage: "serve the VM's HTTP API on this Unix socket (see tern balloon)"},
 			&cli.BoolFlag{Name: "rng", Usage: "add a virtio entropy device fed from the host's getrandom"},
 			&cli.StringFlag{Name: "rng-bw", Usage: "limit the entropy device to SIZE random bytes per second, e.g. 1M (implies --rng)"},
@@ -82,12 +85,19 @@ func runAction(c *cli.Context) error {
 		}
 		cfg.Disks = append(cfg.Disks, d)
 	}
-	for _, spec := range c.StringSlice("net") {
+	var mmdsNets []string
+	for i, spec := range c.StringSlice("net") {
 		n, err := parseNet(spec)
 		if err != nil {
 			return err
 		}
-		cfg.Nets = append(cfg.Nets, n)
+		cfg.Nets = append(cfg.Nets, n.Config)
+		if n.MMDS {
+			mmdsNets = append(mmdsNets, fmt.Sprintf("net%d", i))
+		}
+	}
+	if cfg.MMDS, err = mmdsConfig(c.String("mmds-data"), c.Int("mmds-version"), mmdsNets); err != nil {
+		return err
 	}
 	if spec := c.String("vsock"); spec != "" {
 		if cfg.Vsock, err = parseVsock(spec); err != nil {
@@ -224,4 +234,26 @@ func parseCPUTemplate(arg string) (*cputemplate.Template, error) {
 		return nil, fmt.Errorf("--cpu-template %s: %w", arg, err)
 	}
 	return t, nil
+}
+
+// mmdsConfig is the metadata service --mmds-data and the nets with mmds=on
+// ask for; nil when neither does.
+func mmdsConfig(path string, version int, nets []string) (*vmm.MMDS, error) {
+	switch {
+	case path == "" && len(nets) == 0:
+		return nil, nil
+	case path == "":
+		return nil, fmt.Errorf("--net mmds=on needs --mmds-data FILE")
+	case len(nets) == 0:
+		return nil, fmt.Errorf("--mmds-data: no --net has mmds=on, so the guest could not reach it")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--mmds-data: %w", err)
+	}
+	store := mmds.NewStore(0)
+	if err := store.Put(data); err != nil {
+		return nil, fmt.Errorf("--mmds-data %s: %w", path, err)
+	}
+	return &vmm.MMDS{Config: mmds.Config{Version: version, Interfaces: nets}, Store: store}, nil
 }

@@ -10,7 +10,9 @@ func TestVsock(t *testing.T) {
 }
 
 // TestNet: the host and the guest ping each other over virtio-net on a TAP
-// and exchange a 4 MiB TCP stream with matching sha256 sums on both ends.
+// and exchange a 4 MiB TCP stream with matching sha256 sums on both ends;
+// then a guest reads tern's metadata service (MMDS version 2, with a
+// session token) and gets Ctrl+Alt+Del through tern's API.
 func TestNet(t *testing.T) {
-	runScenario(t, "net.sh", []expectedRun{{"net", "1"}})
+	runScenario(t, "net.sh", []expectedRun{{"net", "1"}, {"mmds", "1"}})
 }

@@ -195,6 +195,45 @@ net-guest)
 	guest_agent net-serve serve tcp ":$(tern_param port)"
 	poweroff -f
 	;;
+mmds)
+	# The metadata service (version 2) and then Ctrl+Alt+Del. tern itself
+	# answers 169.254.169.254 on this interface; nothing on the host side
+	# of the TAP is configured. A GET without a session token is refused;
+	# with one from PUT /latest/api/token (busybox wget cannot PUT: nc) it
+	# is answered.
+	dev=
+	for d in /sys/class/net/*; do
+		[ -e "$d/device" ] && dev=${d##*/} && break
+	done
+	ip link set "$dev" up
+	ip addr add "$(tern_param ip)" dev "$dev"
+	ip route add 169.254.169.254 dev "$dev"
+	md=http://169.254.169.254/latest/meta-data
+	if wget -q -O /tmp/md-untokened "$md/instance-id" 2>/dev/null; then r=answered; else r=refused; fi
+	echo "TERN-GUEST mmds-without-token=$r"
+	printf 'PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nX-metadata-token-ttl-seconds: 60\r\n\r\n' |
+		nc -w 10 169.254.169.254 80 >/tmp/token.http
+	echo "TERN-GUEST mmds-token-status=$(head -n 1 /tmp/token.http | cut -d' ' -f2)"
+	tok=$(tail -n 1 /tmp/token.http)
+	echo "TERN-GUEST mmds-instance-id=$(wget -q -O - --header "X-metadata-token: $tok" "$md/instance-id")"
+	echo "TERN-GUEST mmds-keys=$(wget -q -O - --header "X-metadata-token: $tok" "$md/" | tr '\n' ',')"
+	# Ctrl+Alt+Del: with the sysctl at 0 Linux signals init (this script,
+	# pid 1) with SIGINT instead of rebooting at once, as most inits ask.
+	echo 0 >/proc/sys/kernel/ctrl-alt-del
+	trap 'echo "TERN-GUEST ctrl-alt-del=received"; poweroff -f' INT
+	echo "TERN-GUEST keyboard=$(sed -n 's/^N: Name="\(.*\)"$/\1/p' /proc/bus/input/devices | grep -i keyboard | head -n 1 | tr ' ' _)"
+	# What the kernel said of the keyboard controller, for a failing check.
+	dmesg | grep -iE 'i8042|serio|atkbd|keyboard' | sed 's/^/TERN-GUEST kbd-dmesg: /'
+	grep -i i8042 /proc/interrupts | sed 's/^/TERN-GUEST kbd-irq: /'
+	echo "TERN-GUEST cad-ready=yes"
+	n=0
+	while [ "$n" -lt 60 ]; do
+		sleep 1
+		n=$((n + 1))
+	done
+	echo "TERN-GUEST ctrl-alt-del=not-received"
+	poweroff -f
+	;;
 counter)
 	# Work in flight for the snapshot scenario, until the host says stop:
 	# a counter printed every second as "counter=N date=..." and appended

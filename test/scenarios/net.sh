@@ -49,4 +49,31 @@ check "TCP: sha256 of what the host got back = of what it sent" \
 	same_sum "$sent" "$(kv net-host-send echoed-sha256)"
 check "tern removed the TAP $TAP when it exited" sh -c "! ip link show $TAP >/dev/null 2>&1"
 
+# The metadata service (MMDS, version 2) on a second TAP that nothing on
+# the host configures: tern answers 169.254.169.254 itself. Then
+# Ctrl+Alt+Del through tern's API: the guest's init traps the SIGINT Linux
+# sends it, reports, and powers off. The i8042 options are those of tern's
+# default command line, which --cmdline replaces (no i8042.nopnp: the
+# driver learns its interrupt from ACPI).
+echo '{"latest": {"meta-data": {"instance-id": "i-tern-e2e", "local-hostname": "guest", "placement": {"zone": "z1"}}}}' >"$OUT/mmds.json"
+start_guest mmds --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory 256M \
+	--net "tap=tern1,mac=02:00:00:00:00:03,mmds=on" --mmds-data "$OUT/mmds.json" --mmds-version 2 \
+	--api-socket "$OUT/mmds.sock" \
+	--cmdline "$GUEST_CMDLINE i8042.noaux i8042.nomux i8042.dumbkbd tern.action=mmds tern.ip=10.0.1.2/24"
+if check "mmds: the guest got to waiting for Ctrl+Alt+Del" wait_for 100 guest_said mmds cad-ready yes; then
+	"$TERN" ctrl-alt-del --api-socket "$OUT/mmds.sock"
+	check "tern ctrl-alt-del succeeded" [ $? = 0 ]
+fi
+wait_guest mmds
+check "mmds: a GET without a session token was refused" guest_said mmds mmds-without-token refused
+check "mmds: PUT /latest/api/token answered 200" guest_said mmds mmds-token-status 200
+check "mmds: the guest read instance-id with its token ($(guest_value mmds mmds-instance-id))" \
+	guest_said mmds mmds-instance-id i-tern-e2e
+check "mmds: the guest listed meta-data/ in IMDS format ($(guest_value mmds mmds-keys))" \
+	guest_said mmds mmds-keys "instance-id,local-hostname,placement/"
+check "Ctrl+Alt+Del: the guest has a keyboard ($(guest_value mmds keyboard))" guest_has mmds keyboard
+check "Ctrl+Alt+Del: tern logged sending it" tern_logged mmds "sent Ctrl+Alt+Del"
+check "Ctrl+Alt+Del: the guest's init got SIGINT" guest_said mmds ctrl-alt-del received
+check "Ctrl+Alt+Del: the guest powered off after it (tern exits 0)" powered_off mmds
+
 finish

@@ -63,11 +63,13 @@ const (
 
 // Guest names: the source file guests/NAME.S and the ELF's base name.
 const (
-	Counter = "counter"
-	Dirty   = "dirty"
-	Hello   = "hello"
-	Halt    = "halt"
-	CPUID   = "cpuid"
+	Counter  = "counter"
+	Dirty    = "dirty"
+	Hello    = "hello"
+	Halt     = "halt"
+	CPUID    = "cpuid"
+	Keyboard = "keyboard"
+	DiskCap  = "diskcap"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -77,6 +79,9 @@ const (
 	HelloLine        = "hello from tiny guest"
 	HaltLine         = "halt: idle"
 	CPUIDStartLine   = "cpuid: start"
+	KeyboardLine     = "keyboard: ready"
+	KeyPrefix        = "key "  // then the byte read: 8 lower-case hex digits
+	CapPrefix        = "cap "  // then the capacity in sectors: 8 lower-case hex digits
 	TickPrefix       = "tick " // then the counter: 8 lower-case hex digits
 	PassPrefix       = "pass " // then the pass count: 8 lower-case hex digits
 	// CPUIDPrefix starts a line of the cpuid guest: then leaf, subleaf,
@@ -177,6 +182,27 @@ func BuildCPUID(dir string, roundDelay uint32) (string, error) {
 		roundDelay = DefaultTickEvery
 	}
 	return build(dir, CPUID, fmt.Sprintf("cpuid-%d.elf", roundDelay), map[string]uint64{"ROUND_DELAY": uint64(roundDelay)})
+}
+
+// BuildKeyboard builds the keyboard guest into dir and returns the ELF's
+// path. It writes the boot-timer magic, prints KeyboardLine, then polls
+// the i8042 (status port 0x64, data port 0x60) and prints KeyPrefix and
+// each byte it reads in hex; after keys bytes it powers the VM off, so Run
+// returns vmm.StopPoweroff.
+func BuildKeyboard(dir string, keys int) (string, error) {
+	if keys < 1 {
+		return "", fmt.Errorf("keyboard guest: %d keys to read; want at least 1", keys)
+	}
+	return build(dir, Keyboard, fmt.Sprintf("keyboard-%d.elf", keys), map[string]uint64{"KEYS": uint64(keys)})
+}
+
+// BuildDiskCap builds the diskcap guest into dir and returns the ELF's
+// path. capAddr is the guest-physical address of a virtio-blk device's
+// capacity (its virtio-mmio window plus 0x100). The guest prints
+// CapPrefix and the capacity's low 32 bits in hex, polls until they
+// change, prints them again and powers the VM off.
+func BuildDiskCap(dir string, capAddr uint32) (string, error) {
+	return build(dir, DiskCap, fmt.Sprintf("diskcap-%#x.elf", capAddr), map[string]uint64{"CAP_ADDR": uint64(capAddr)})
 }
 
 // build assembles guests/NAME.S with syms defined and links it at

@@ -32,9 +32,11 @@ func configSpace(capacity uint64, readOnly bool) [configSize]byte {
 	return c
 }
 
-// ReadConfig reads the device configuration space. It never changes after
-// New, so no lock is needed.
+// ReadConfig reads the device configuration space; only SwapImage changes
+// it (the capacity).
 func (d *Device) ReadConfig(offset uint64, data []byte) {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
 	if offset >= uint64(len(d.config)) {
 		return
 	}

@@ -12,6 +12,11 @@ import (
 // Device is a virtio block device over one image. It implements
 // virtio.Device.
 type Device struct {
+	// imgMu guards the image: cfg.Path, capacity, config and disk,
+	// which SwapImage replaces. Requests and the other users of the
+	// image hold it shared while they use it, so the swap waits for them
+	// and none of them meets a closed file.
+	imgMu    sync.RWMutex
 	cfg      Config
 	capacity uint64 // in sectors
 	config   [configSize]byte
@@ -24,6 +29,10 @@ type Device struct {
 	mu     sync.Mutex
 	w      *worker // nil while inactive
 	closed bool
+	// configChanged: SwapImage changed the configuration while the
+	// device was inactive (a paused VM stops its devices); the next
+	// activation tells the driver.
+	configChanged bool
 }
 
 var _ virtio.Device = (*Device)(nil)
@@ -71,7 +80,11 @@ func limits(c *ratelimit.Config) ratelimit.Config {
 func (d *Device) RateLimiter() *ratelimit.Limiter { return d.limiter }
 
 // Capacity is the disk's size in 512-byte sectors.
-func (d *Device) Capacity() uint64 { return d.capacity }
+func (d *Device) Capacity() uint64 {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
+	return d.capacity
+}
 
 // Close stops the device if it is active and closes the image. The device
 // cannot be activated again.
@@ -88,6 +101,8 @@ func (d *Device) Close() error {
 	if w != nil {
 		w.stopAndWait()
 	}
+	d.imgMu.Lock()
+	defer d.imgMu.Unlock()
 	if err := d.disk.f.Close(); err != nil {
 		return fmt.Errorf("close disk image %q: %w", d.cfg.Path, err)
 	}
@@ -122,6 +137,12 @@ func (d *Device) Activate(mem virtio.Memory, queues []*virtio.Queue, irq virtio.
 		return nil
 	}
 	d.w = startWorker(d, mem, queues[0], irq, acked)
+	if d.configChanged {
+		d.configChanged = false
+		// A lost edge leaves the old size in the driver's view until
+		// it next reads the configuration; nothing here can resend it.
+		_ = irq.Signal(virtio.InterruptConfigChange)
+	}
 	return nil
 }
 

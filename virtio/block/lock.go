@@ -54,6 +54,8 @@ func lockImage(f *os.File, path string, readOnly bool) error {
 // at switch-over. The image stays open; the device must not be run
 // while another holds the lock.
 func (d *Device) Unlock() error {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
 	if err := unix.Flock(int(d.disk.f.Fd()), unix.LOCK_UN); err != nil {
 		return fmt.Errorf("unlock disk image %s: %w", d.cfg.Path, err)
 	}
@@ -64,5 +66,7 @@ func (d *Device) Unlock() error {
 // waiting; it fails with a *LockedError if another process holds a
 // conflicting lock.
 func (d *Device) Lock() error {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
 	return lockImage(d.disk.f, d.cfg.Path, d.cfg.ReadOnly)
 }

@@ -49,7 +49,9 @@ func (d *Device) serve(mem virtio.Memory, c *virtio.Chain, acked uint64) (uint32
 	status, n := byte(StatusOK), uint32(0)
 	req, rerr := parse(mem, c)
 	if rerr == nil {
+		d.imgMu.RLock()
 		n, rerr = d.execute(mem, req, acked)
+		d.imgMu.RUnlock()
 	}
 	if rerr != nil {
 		status, n = rerr.status, 0
@@ -81,7 +83,7 @@ func parse(mem virtio.Memory, c *virtio.Chain) (request, *errRequest) {
 }
 
 // execute performs a parsed request and returns the data bytes it wrote
-// into the chain.
+// into the chain. The caller holds imgMu shared.
 func (d *Device) execute(mem virtio.Memory, r request, acked uint64) (uint32, *errRequest) {
 	switch r.typ {
 	case RequestIn:

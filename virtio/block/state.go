@@ -19,6 +19,8 @@ type State struct {
 
 // State returns the disk's state.
 func (d *Device) State() State {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
 	return State{Path: d.cfg.Path, ReadOnly: d.cfg.ReadOnly, ID: d.cfg.ID, Capacity: d.capacity}
 }
 

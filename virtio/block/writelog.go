@@ -23,7 +23,8 @@ type writeLog struct {
 	bits []uint64
 }
 
-// chunks is how many LogChunk chunks cover the disk.
+// chunks is how many LogChunk chunks cover the disk; the caller holds
+// imgMu.
 func (d *Device) chunks() uint64 {
 	return (d.capacity*SectorSize + LogChunk - 1) / LogChunk
 }
@@ -34,7 +35,9 @@ func (d *Device) StartWriteLog() {
 	d.log.mu.Lock()
 	defer d.log.mu.Unlock()
 	d.log.on = true
+	d.imgMu.RLock()
 	d.log.bits = make([]uint64, (d.chunks()+63)/64)
+	d.imgMu.RUnlock()
 }
 
 // TakeWritten returns the chunks changed since StartWriteLog or the
@@ -80,17 +83,29 @@ func (d *Device) markWritten(off, n int64) {
 }
 
 // Path is the image's path, as configured.
-func (d *Device) Path() string { return d.cfg.Path }
+func (d *Device) Path() string {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
+	return d.cfg.Path
+}
 
 // Size is the disk's size in bytes.
-func (d *Device) Size() int64 { return int64(d.capacity * SectorSize) }
+func (d *Device) Size() int64 {
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
+	return d.size()
+}
+
+func (d *Device) size() int64 { return int64(d.capacity * SectorSize) }
 
 // ReadAt fills p from the image at off, for a migration streaming the
 // disk; it may run while the worker serves requests (the write log says
 // what changed meanwhile).
 func (d *Device) ReadAt(p []byte, off int64) error {
-	if off < 0 || int64(len(p)) > d.Size()-off {
-		return fmt.Errorf("disk %s: read of %d bytes at %d passes its %d bytes", d.cfg.Path, len(p), off, d.Size())
+	d.imgMu.RLock()
+	defer d.imgMu.RUnlock()
+	if off < 0 || int64(len(p)) > d.size()-off {
+		return fmt.Errorf("disk %s: read of %d bytes at %d passes its %d bytes", d.cfg.Path, len(p), off, d.size())
 	}
 	if err := d.disk.readAt(p, off); err != nil {
 		return fmt.Errorf("disk %s: %w", d.cfg.Path, err)
@@ -103,9 +118,12 @@ func (d *Device) ReadAt(p []byte, off int64) error {
 // cannot tell, the whole disk is one range. Ranges outside the ones fn
 // sees read as zeroes.
 func (d *Device) DataExtents(fn func(off, n int64) error) error {
+	// imgMu is held only around each seek: fn may read the disk, and a
+	// shared lock taken again behind a waiting SwapImage would deadlock.
 	size := d.Size()
 	for off := int64(0); off < size; {
 		var start, end int64
+		d.imgMu.RLock()
 		err := d.disk.control(func(fd int) error {
 			var err error
 			start, err = unix.Seek(fd, off, unix.SEEK_DATA)
@@ -115,6 +133,7 @@ func (d *Device) DataExtents(fn func(off, n int64) error) error {
 			end, err = unix.Seek(fd, start, unix.SEEK_HOLE)
 			return err
 		})
+		d.imgMu.RUnlock()
 		switch {
 		case errors.Is(err, unix.ENXIO):
 			return nil // only a hole follows

@@ -14,6 +14,9 @@ import (
 
 // Config says which TAP the device uses and what the guest sees.
 type Config struct {
+	// ID names the device for the VM's users (Firecracker's iface_id):
+	// up to IDMax printable ASCII bytes, optional.
+	ID string `json:",omitempty"`
 	// TAP is the host interface name. An existing TAP is used as is and
 	// left in place on Close; a missing one is created and goes away
 	// on Close.
@@ -53,6 +56,24 @@ var (
 	ErrTAPUnusable  = errors.New("cannot use TAP device")
 	ErrDeviceClosed = errors.New("virtio-net device is closed")
 )
+
+// IDMax bounds Config.ID.
+const IDMax = 64
+
+// ErrBadID is wrapped by Validate's errors for Config.ID.
+var ErrBadID = errors.New("invalid network device id")
+
+func validateID(id string) error {
+	if len(id) > IDMax {
+		return fmt.Errorf("%w: %q is %d bytes, more than %d", ErrBadID, id, len(id), IDMax)
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; b <= ' ' || b > '~' {
+			return fmt.Errorf("%w: %q has byte %#x at %d, not printable ASCII", ErrBadID, id, b, i)
+		}
+	}
+	return nil
+}
 
 // ifNameMax is IFNAMSIZ-1: the kernel's interface names are 15 bytes plus
 // the terminating NUL.

@@ -34,6 +34,7 @@ const (
 // Device is a virtio-net device on a TAP interface. It implements
 // virtio.Device.
 type Device struct {
+	id      string
 	tapName string
 	tap     *os.File
 	created bool // tern created the TAP; it disappears when tap closes
@@ -49,6 +50,11 @@ type Device struct {
 	// limits nothing.
 	rxLimit, txLimit *ratelimit.Limiter
 
+	// intercept, if set, takes the guest's frames for a service inside
+	// tern (MMDS) before they reach the TAP, and has frames for the
+	// guest; set before the device is activated.
+	intercept Interceptor
+
 	mu     sync.Mutex // guards what follows
 	mac    net.HardwareAddr
 	acked  uint64
@@ -62,6 +68,9 @@ var _ virtio.Device = (*Device)(nil)
 
 // Validate checks the TAP name and the MAC without touching the host.
 func (cfg Config) Validate() error {
+	if err := validateID(cfg.ID); err != nil {
+		return err
+	}
 	if cfg.TAPFile == nil || cfg.TAP != "" {
 		if err := validateIfName(cfg.TAP); err != nil {
 			return fmt.Errorf("TAP: %w", err)
@@ -129,6 +138,7 @@ func New(cfg Config) (*Device, error) {
 
 func newDevice(name string, tap *os.File, created bool, mac net.HardwareAddr, cfg Config) *Device {
 	d := &Device{
+		id:      cfg.ID,
 		tapName: name,
 		tap:     tap,
 		created: created,
@@ -155,6 +165,9 @@ func (d *Device) RateLimiters() (rx, tx *ratelimit.Limiter) { return d.rxLimit, 
 
 // TAP is the name of the host interface.
 func (d *Device) TAP() string { return d.tapName }
+
+// ID is the device's id (Config.ID).
+func (d *Device) ID() string { return d.id }
 
 // MAC is the guest's MAC address.
 func (d *Device) MAC() net.HardwareAddr {
@@ -237,10 +250,11 @@ func (d *Device) Activate(mem virtio.Memory, queues []*virtio.Queue, irq virtio.
 		}()
 	}
 	if q := queues[RxQueue]; q.Ready() {
+		ic := d.intercept
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.rxWorker(mem, q, irq, acked, stop)
+			d.rxWorker(mem, q, irq, acked, ic, stop)
 		}()
 	}
 	return nil

@@ -11,7 +11,8 @@ import (
 const readRetry = 100 * time.Millisecond
 
 // rxWorker moves frames from the TAP to the receive queue until stop.
-func (d *Device) rxWorker(mem virtio.Memory, q *virtio.Queue, irq virtio.Interrupt, acked uint64, stop <-chan struct{}) {
+// ic, if not nil, is the Interceptor whose frames it delivers too.
+func (d *Device) rxWorker(mem virtio.Memory, q *virtio.Queue, irq virtio.Interrupt, acked uint64, ic Interceptor, stop <-chan struct{}) {
 	r := receiver{d: d, mem: mem, q: q, irq: irq, mergeable: acked&FeatureMrgRxbuf != 0}
 	fail := func(err error) {
 		irq.NeedsReset(err)
@@ -24,9 +25,64 @@ func (d *Device) rxWorker(mem virtio.Memory, q *virtio.Queue, irq virtio.Interru
 		return
 	}
 	buf := make([]byte, maxPacketLen)
+	// deliver places a frame, waiting for receive buffers; false means
+	// the worker must end.
+	deliver := func(frame []byte) bool {
+		for {
+			placed, err := r.place(frame)
+			if err != nil {
+				fail(err)
+				return false
+			}
+			if placed {
+				return true
+			}
+			more, err := q.EnableNotification(mem)
+			if err != nil {
+				fail(err)
+				return false
+			}
+			if !more {
+				select {
+				case <-stop:
+					return false
+				case <-d.kicks[RxQueue]:
+				}
+			}
+			if err := q.DisableNotification(mem); err != nil {
+				fail(err)
+				return false
+			}
+		}
+	}
 	for {
+		// The service's frames first: they answer what the guest sent.
+		if ic != nil {
+			for f := ic.Next(); f != nil; f = ic.Next() {
+				if !deliver(append(make([]byte, headerLen, headerLen+len(f)), f...)) {
+					return
+				}
+			}
+		}
 		n, err := d.tap.Read(buf)
 		if err != nil {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if ic != nil && isWake(err) {
+				// The service woke this read for its frames. Reset
+				// closes stop before it sets its own deadline, so a
+				// deadline cleared after that is seen as a stop.
+				d.tap.SetReadDeadline(time.Time{})
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				continue
+			}
 			select {
 			case <-stop:
 				return
@@ -46,31 +102,8 @@ func (d *Device) rxWorker(mem virtio.Memory, q *virtio.Queue, irq virtio.Interru
 		if !d.rxLimit.Wait(stop, uint64(n-headerLen), 1) {
 			return
 		}
-		for {
-			placed, err := r.place(frame)
-			if err != nil {
-				fail(err)
-				return
-			}
-			if placed {
-				break
-			}
-			more, err := q.EnableNotification(mem)
-			if err != nil {
-				fail(err)
-				return
-			}
-			if !more {
-				select {
-				case <-stop:
-					return
-				case <-d.kicks[RxQueue]:
-				}
-			}
-			if err := q.DisableNotification(mem); err != nil {
-				fail(err)
-				return
-			}
+		if !deliver(frame) {
+			return
 		}
 	}
 }

@@ -20,18 +20,23 @@ type Counters struct {
 	// RxBadBuffers counts receive chains returned unused because they
 	// could not hold even a vnet header.
 	RxBadBuffers uint64
+	// TxIntercepted counts frames the guest sent to a service inside
+	// tern (MMDS), which never reached the TAP; the service's answers
+	// count in RxFrames.
+	TxIntercepted uint64 `json:",omitempty"`
 }
 
 type counters struct {
 	txFrames, txBytes, txDropped            atomic.Uint64
 	rxFrames, rxBytes, rxDropped, rxBadBufs atomic.Uint64
+	txIntercepted                           atomic.Uint64
 }
 
 func (c *counters) snapshot() Counters {
 	return Counters{
 		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load(), TxDropped: c.txDropped.Load(),
 		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(), RxDropped: c.rxDropped.Load(),
-		RxBadBuffers: c.rxBadBufs.Load(),
+		RxBadBuffers: c.rxBadBufs.Load(), TxIntercepted: c.txIntercepted.Load(),
 	}
 }
 
@@ -43,6 +48,7 @@ func (c *counters) restore(s Counters) {
 	c.rxBytes.Store(s.RxBytes)
 	c.rxDropped.Store(s.RxDropped)
 	c.rxBadBufs.Store(s.RxBadBuffers)
+	c.txIntercepted.Store(s.TxIntercepted)
 }
 
 // State is the device's part of a snapshot; the queues are saved by the

@@ -104,6 +104,10 @@ func (d *Device) transmit(mem virtio.Memory, c *virtio.Chain, acked uint64, buf 
 		d.counters.txDropped.Add(1)
 		return
 	}
+	if d.intercept != nil && d.intercept.Intercept(buf[headerLen:n]) {
+		d.counters.txIntercepted.Add(1)
+		return
+	}
 	if _, err := w.Write(buf[:n]); err != nil {
 		d.counters.txDropped.Add(1)
 		return

@@ -14,6 +14,8 @@
 //	PATCH /network-interfaces/{id} {"rx_rate_limiter": RateLimiter, "tx_rate_limiter": RateLimiter};
 //	                           id: the TAP's name or netN
 //	PATCH /entropy             {"rate_limiter": RateLimiter}
+//	PUT   /actions             {"action_type": "SendCtrlAltDel"}: press Ctrl+Alt+Del on the
+//	                           guest's keyboard (its init decides: Linux reboots or signals init)
 //
 // A RateLimiter is Firecracker's {"bandwidth": TokenBucket, "ops":
 // TokenBucket} with TokenBucket {"size": N, "one_time_burst": N,
@@ -54,6 +56,7 @@ type Controller interface {
 	StartMigration(req MigrationRequest) error
 	MigrationStatus() (migrate.Status, error)
 	CancelMigration() error
+	SendCtrlAltDel() error
 	RateLimitController
 }
 
@@ -190,6 +193,23 @@ func Handler(c Controller) http.Handler {
 			return
 		}
 		watchMigration(w, r, c, st)
+	})
+	mux.HandleFunc("PUT /actions", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ActionType string `json:"action_type"`
+		}
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		if req.ActionType != "SendCtrlAltDel" {
+			fault(w, http.StatusBadRequest, fmt.Errorf("action_type %q: this API has \"SendCtrlAltDel\"", req.ActionType))
+			return
+		}
+		if err := c.SendCtrlAltDel(); err != nil {
+			fault(w, status(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 	rateLimitRoutes(mux, c)
 	// The mux answers unknown paths, wrong methods and unclean paths

@@ -31,6 +31,14 @@ type fakeVM struct {
 	migStates []migrate.Status // what MigrationStatus returns, one per call, the last repeated
 	cancelled bool
 	limits    *limitsSeen
+	cads      int
+}
+
+func (f *fakeVM) SendCtrlAltDel() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cads++
+	return nil
 }
 
 func (f *fakeVM) StartMigration(req MigrationRequest) error {
@@ -256,5 +264,25 @@ func TestMigrationWatchStreamsUntilTheEnd(t *testing.T) {
 	}
 	if !strings.Contains(out, `"downtime_ms":3.5`) || !strings.Contains(out, `"total_time_ms":40`) {
 		t.Errorf("final line lacks the times: %s", out)
+	}
+}
+
+func TestActionsSendCtrlAltDel(t *testing.T) {
+	vm := &fakeVM{}
+	hc := client(t, vm)
+	if code, body := do(t, hc, "PUT", "/actions", `{"action_type": "SendCtrlAltDel"}`); code != http.StatusNoContent || body != "" {
+		t.Fatalf("PUT /actions SendCtrlAltDel: %d %q, want 204 and no body", code, body)
+	}
+	if vm.cads != 1 {
+		t.Fatalf("Ctrl+Alt+Del sent %d times, want 1", vm.cads)
+	}
+	for _, body := range []string{`{"action_type": "InstanceStart"}`, `{}`, `{"action_type": "SendCtrlAltDel", "x": 1}`, `not json`} {
+		code, resp := do(t, hc, "PUT", "/actions", body)
+		if code != http.StatusBadRequest || !strings.Contains(resp, "fault_message") {
+			t.Errorf("PUT /actions %s: %d %s, want 400 with a fault", body, code, resp)
+		}
+	}
+	if vm.cads != 1 {
+		t.Errorf("refused actions pressed Ctrl+Alt+Del (%d times)", vm.cads)
 	}
 }

@@ -28,6 +28,7 @@ func (c vmController) BalloonStats() (map[string]uint64, error) { return c.v.Bal
 func (c vmController) Pause() error                             { return c.v.Pause() }
 func (c vmController) Resume() error                            { return c.v.Resume() }
 func (c vmController) Paused() bool                             { return c.v.Paused() }
+func (c vmController) SendCtrlAltDel() error                    { return c.v.SendCtrlAltDel() }
 
 func (c vmController) CreateSnapshot(dir string, diff bool) (Snapshot, error) {
 	res, err := c.v.Snapshot(vmm.SnapshotOptions{Dir: dir, Diff: diff})
