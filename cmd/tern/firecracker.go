@@ -32,7 +32,6 @@ const (
 	fcExitSIGHUP           = 156
 )
 
-
 // newMMDSStore makes the MMDS store the Firecracker API serves; nil while
 // this build has none (/mmds then answers 400, --metadata fails).
 var newMMDSStore func() fcapi.MMDSStore

@@ -57,7 +57,9 @@ func TestFirecrackerFlintlockShapedBoot(t *testing.T) {
 	os.WriteFile(cfgPath, b, 0o600)
 	os.WriteFile(metaPath, []byte(`{"latest": {"instance-id": "flint-1"}}`), 0o600)
 	const uid = "7b0f0c1e"
-	argv := []string{"firecracker", "--id", uid, "--boot-timer", "--no-api", "--config-file", cfgPath, "--metadata", metaPath}
+	_, noSeccomp := fcSeccomp(t)
+	argv := append([]string{"firecracker", "--id", uid, "--boot-timer", "--no-api", "--config-file", cfgPath}, noSeccomp...)
+	argv = append(argv, "--metadata", metaPath)
 	if newMMDSStore == nil {
 		// This build has no MMDS store: flintlock's --metadata is refused,
 		// saying why, and the rest of its command line is checked without.
@@ -145,7 +147,8 @@ func TestFirecrackerKataShapedBoot(t *testing.T) {
 }`
 	cfgPath := filepath.Join(dir, "fcConfig.json")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	p := startFirecracker(t, "firecracker", "--api-sock", sock, "--id", "kata-sandbox", "--config-file", cfgPath)
+	_, noSeccomp := fcSeccomp(t)
+	p := startFirecracker(t, append([]string{"firecracker", "--api-sock", sock, "--id", "kata-sandbox", "--config-file", cfgPath}, noSeccomp...)...)
 	var info struct {
 		ID, State string
 	}
