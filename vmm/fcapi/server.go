@@ -15,8 +15,10 @@
 // phase. Bodies are capped at MaxBodyBytes.
 //
 // Endpoints tern does not implement (pmem, memory hotplug, balloon free
-// page hinting, custom CPU configuration, CPU templates, the userfaultfd
-// memory backend) answer 400 saying so. vmm never imports this package.
+// page hinting, the userfaultfd memory backend) answer 400 saying so.
+// Beyond Firecracker's API, GET /metrics answers the metrics in
+// Prometheus's text format (see metrics.go) and /migration is tern's live
+// migration. vmm never imports this package.
 package fcapi
 
 import (
