@@ -39,6 +39,8 @@ type vcpu struct {
 	requests chan vcpuRequest // work for this thread while it is parked
 	running  atomic.Bool      // released to run guest code
 
+	exits exitCounts // read by VM.Metrics from other goroutines
+
 	cpuid  []kvm.CPUIDEntry2 // what the guest sees, set once configured
 	tscKHz uint32            // the guest's TSC rate, set once configured (0: unknown)
 }
@@ -317,8 +319,10 @@ func (c *vcpu) loop() error {
 		}
 		switch e := exit.(type) {
 		case kvm.ExitIO:
+			c.exits.io(e.In)
 			v.plat.handleIO(e)
 		case kvm.ExitMMIO:
+			c.exits.mmio(e.Write)
 			v.plat.handleMMIO(e)
 		case kvm.ExitInterrupted:
 			// A kick or a stray signal. Only here, after a KVM_RUN

@@ -32,9 +32,6 @@ const (
 	fcExitSIGHUP           = 156
 )
 
-// fcMetricsPeriod is how often Firecracker flushes its metrics by itself.
-const fcMetricsPeriod = 60 * time.Second
-
 // newMMDSStore makes the MMDS store the Firecracker API serves; nil while
 // this build has none (/mmds then answers 400, --metadata fails).
 var newMMDSStore func() fcapi.MMDSStore
@@ -235,8 +232,6 @@ func waitFirecracker(srv *fcapi.Server, vms <-chan *vmm.VM, log logrus.FieldLogg
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals()...)
 	defer signal.Stop(sigs)
-	tick := time.NewTicker(fcMetricsPeriod)
-	defer tick.Stop()
 	exitFor := func(s os.Signal) error {
 		if s == syscall.SIGHUP {
 			return &exitError{code: fcExitSIGHUP, err: errors.New("received SIGHUP")}
@@ -250,8 +245,6 @@ func waitFirecracker(srv *fcapi.Server, vms <-chan *vmm.VM, log logrus.FieldLogg
 		case vm = <-vms:
 		case s := <-sigs:
 			return exitFor(s)
-		case <-tick.C:
-			srv.FlushMetrics()
 		}
 	}
 	defer vm.Close()
@@ -266,8 +259,6 @@ func waitFirecracker(srv *fcapi.Server, vms <-chan *vmm.VM, log logrus.FieldLogg
 				log.WithField("signal", s.String()).Info("stopping the VM")
 				cancel()
 				return
-			case <-tick.C:
-				srv.FlushMetrics()
 			case <-ctx.Done():
 				return
 			}
@@ -277,6 +268,8 @@ func waitFirecracker(srv *fcapi.Server, vms <-chan *vmm.VM, log logrus.FieldLogg
 	// returns only once it ran and stopped, or on a signal.
 	reason, err := vm.Wait(ctx)
 	cancel()
+	// The last line, as Firecracker writes one at exit (the server
+	// writes the others every minute).
 	srv.FlushMetrics()
 	if err != nil {
 		return &exitError{code: fcExitGeneric, err: fmt.Errorf("VM failed: %w", err)}

@@ -111,7 +111,7 @@ func TestHostile(t *testing.T) {
 
 // TestEveryScenarioIsCovered keeps the table above in step with the scripts.
 func TestEveryScenarioIsCovered(t *testing.T) {
-	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true, "migrate-disks.sh": true, "hostile.sh": true,
+	covered := map[string]bool{"boot.sh": true, "lifecycle.sh": true, "virtio.sh": true, "block.sh": true, "balloon.sh": true, "vsock.sh": true, "net.sh": true, "snapshot.sh": true, "migrate.sh": true, "migrate-disks.sh": true, "hostile.sh": true, "fcsdk.sh": true,
 		// The two halves of one pair, run together by TestMigrateBetweenHosts.
 		"migrate-hosts-src.sh": true, "migrate-hosts-dst.sh": true}
 	for _, n := range scenarios.Names() {

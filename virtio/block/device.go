@@ -25,6 +25,8 @@ type Device struct {
 	// limiter exists even without limits, so that they can be set at
 	// run time; without any it costs one uncontended lock per request.
 	limiter *ratelimit.Limiter
+	// counters are read by the metrics while the worker serves.
+	counters counters
 
 	mu     sync.Mutex
 	w      *worker // nil while inactive

@@ -55,6 +55,7 @@ func (d *Device) serve(mem virtio.Memory, c *virtio.Chain, acked uint64) (uint32
 	}
 	if rerr != nil {
 		status, n = rerr.status, 0
+		d.counters.failed.Add(1)
 	}
 	statusAt := span{bufs: c.Writable, off: wlen - statusLen, len: statusLen}
 	if err := statusAt.write(mem, []byte{status}); err != nil {
@@ -130,6 +131,8 @@ func (d *Device) read(mem virtio.Memory, r request) (uint32, *errRequest) {
 	if err != nil {
 		return 0, ioErr("read: %w", err)
 	}
+	d.counters.reads.Add(1)
+	d.counters.readBytes.Add(r.out.len)
 	// out.len is below 2^32: it is part of the chain's writable length.
 	return uint32(r.out.len), nil
 }
@@ -152,6 +155,8 @@ func (d *Device) write(mem virtio.Memory, r request) *errRequest {
 	if err != nil {
 		return ioErr("write: %w", err)
 	}
+	d.counters.writes.Add(1)
+	d.counters.writeBytes.Add(r.in.len)
 	return nil
 }
 
@@ -159,12 +164,12 @@ func (d *Device) flush(r request) *errRequest {
 	if r.in.len != 0 || r.out.len != 0 {
 		return ioErr("flush carries data (%d bytes in, %d out)", r.in.len, r.out.len)
 	}
-	if d.cfg.ReadOnly {
-		return nil // nothing was ever written through this descriptor
+	if !d.cfg.ReadOnly { // else nothing was ever written through this descriptor
+		if err := d.disk.flush(); err != nil {
+			return ioErr("flush: %w", err)
+		}
 	}
-	if err := d.disk.flush(); err != nil {
-		return ioErr("flush: %w", err)
-	}
+	d.counters.flushes.Add(1)
 	return nil
 }
 

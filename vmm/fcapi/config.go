@@ -10,6 +10,7 @@ import (
 
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/boot/cputemplate"
+	"github.com/ternvm/tern/internal/safefile"
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
@@ -485,7 +486,12 @@ func (s *Server) putSerial(body []byte) error {
 	var f *os.File
 	if req.SerialOutPath != nil {
 		var err error
-		if f, err = openOutput(*req.SerialOutPath, true); err != nil {
+		if *req.SerialOutPath == "" {
+			return faultf("serial_out_path: no path given")
+		}
+		// The console is buffered in vmm (a stalled reader costs output,
+		// never the vCPU), so the file can be an ordinary blocking one.
+		if f, err = safefile.OpenOutput(*req.SerialOutPath, true); err != nil {
 			return faultf("serial_out_path: %v", err)
 		}
 	}

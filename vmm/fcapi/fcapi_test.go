@@ -148,7 +148,7 @@ func TestErrorConventions(t *testing.T) {
 		{"SendCtrlAltDel before boot", "PUT", "/actions", `{"action_type": "SendCtrlAltDel"}`, msgPostBootOnly},
 		{"unknown action", "PUT", "/actions", `{"action_type": "Reboot"}`, `action_type "Reboot"`},
 		{"start without boot source", "PUT", "/actions", `{"action_type": "InstanceStart"}`, "no boot source"},
-		{"flush without metrics", "PUT", "/actions", `{"action_type": "FlushMetrics"}`, "metrics are not configured"},
+		{"FlushMetrics before boot", "PUT", "/actions", `{"action_type": "FlushMetrics"}`, msgPostBootOnly},
 		{"migration before boot", "GET", "/migration", "", msgPostBootOnly},
 		{"balloon not configured", "GET", "/balloon", "", "no balloon device"},
 		{"balloon hinting", "PUT", "/balloon", `{"amount_mib": 0, "deflate_on_oom": false, "free_page_hinting": true}`, "not implemented by tern"},

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ternvm/tern/vmm"
 	"github.com/ternvm/tern/vmm/api"
@@ -36,6 +37,10 @@ func (s *Server) action(body []byte) error {
 		}
 		return nil
 	case "FlushMetrics":
+		// Firecracker flushes on request only once the microVM runs.
+		if s.vm == nil {
+			return errPostBootOnly
+		}
 		return s.flushMetricsLocked()
 	}
 	return faultf("action_type %q: want \"InstanceStart\", \"SendCtrlAltDel\" or \"FlushMetrics\"", req.ActionType)
@@ -88,6 +93,7 @@ func (s *Server) patchVM(body []byte) error {
 	if s.vm == nil {
 		return errPostBootOnly
 	}
+	began := time.Now()
 	var err error
 	switch {
 	case s.unstarted && req.State == "Resumed":
@@ -102,6 +108,11 @@ func (s *Server) patchVM(body []byte) error {
 	}
 	if err != nil {
 		return faultf("%v", err)
+	}
+	if req.State == "Paused" {
+		s.lat.record("pause_vm", began)
+	} else {
+		s.lat.record("resume_vm", began)
 	}
 	return nil
 }
@@ -204,7 +215,6 @@ type only400 struct {
 
 func (o *only400) WriteHeader(code int) {
 	if code >= 400 {
-		o.s.counts.fail()
 		code = http.StatusBadRequest
 	}
 	o.ResponseWriter.WriteHeader(code)

@@ -15,8 +15,10 @@
 // phase. Bodies are capped at MaxBodyBytes.
 //
 // Endpoints tern does not implement (pmem, memory hotplug, balloon free
-// page hinting, custom CPU configuration, CPU templates, the userfaultfd
-// memory backend) answer 400 saying so. vmm never imports this package.
+// page hinting, the userfaultfd memory backend) answer 400 saying so.
+// Beyond Firecracker's API, GET /metrics answers the metrics in
+// Prometheus's text format (see metrics.go) and /migration is tern's live
+// migration. vmm never imports this package.
 package fcapi
 
 import (
@@ -76,6 +78,9 @@ type Options struct {
 	MMDS MMDSStore
 	// Started is when the process started; boot times count from it.
 	Started time.Time
+	// MetricsPeriod is how often metrics are written once configured;
+	// zero means DefaultMetricsPeriod, Firecracker's minute.
+	MetricsPeriod time.Duration
 	// OnStart, if set, hears of each VM this server builds or restores,
 	// once it exists (still paused, for a snapshot loaded without
 	// resume_vm). The caller waits for the guest's end with vm.Wait.
@@ -106,8 +111,10 @@ type Server struct {
 	// migrationAPI is tern's own API on the VM, for /migration.
 	migrationAPI http.Handler
 
-	metrics metricsSink
-	counts  requestCounts
+	metrics metricsState
+	logSink *lineSink // the log's file or FIFO, once PUT /logger named one
+	api     apiCounts
+	lat     latencies
 }
 
 // New returns a Server in the pre-boot phase.
@@ -149,6 +156,10 @@ func (s *Server) Close() {
 	defer s.mu.Unlock()
 	s.cfg.close()
 	s.metrics.close()
+	if s.logSink != nil {
+		// Later lines are dropped: the logger may outlive the server.
+		s.logSink.Close()
+	}
 }
 
 // faultError is an error whose message is the fault message as it is.
@@ -170,7 +181,6 @@ func notImplemented(what string) error {
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.counts.add(r.Method)
 	// Paths are exact: no cleaning, no trailing slash.
 	path := r.URL.Path
 	if strings.HasPrefix(path, "/migration") {
@@ -192,8 +202,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v, err := s.route(r.Method, path, body)
+	s.countRequest(r.Method, path, err != nil)
 	if err != nil {
 		s.fault(w, err)
+		return
+	}
+	if text, ok := v.(promText); ok {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		w.Write(text)
 		return
 	}
 	if r.Method != http.MethodGet {
@@ -211,7 +228,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fault(w http.ResponseWriter, err error) {
-	s.counts.fail()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)
 	json.NewEncoder(w).Encode(map[string]string{"fault_message": err.Error()})
@@ -274,7 +290,11 @@ func (s *Server) route(method, path string, body []byte) (any, error) {
 	case "logger":
 		routes = map[string]handler{"PUT": none(func() error { return s.putLogger(body) })}
 	case "metrics":
-		routes = map[string]handler{"PUT": none(func() error { return s.putMetrics(body) })}
+		routes = map[string]handler{
+			// GET is tern's: the metrics in Prometheus's text format.
+			"GET": func() (any, error) { return promText(s.prometheusText()), nil },
+			"PUT": none(func() error { return s.putMetrics(body) }),
+		}
 	case "balloon":
 		routes = map[string]handler{
 			"GET":   s.getBalloon,
@@ -327,6 +347,9 @@ func (s *Server) route(method, path string, body []byte) (any, error) {
 	}
 	return h()
 }
+
+// promText is a GET's answer that is Prometheus text, not JSON.
+type promText []byte
 
 // decode reads a JSON body into v: one value, no unknown fields, nothing
 // after it.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ternvm/tern/vmm"
 )
@@ -36,6 +37,7 @@ func (s *Server) createSnapshot(body []byte) error {
 	if s.vm == nil {
 		return errPostBootOnly
 	}
+	began := time.Now()
 	if req.SnapshotPath == "" || req.MemFilePath == "" {
 		return faultf("snapshot/create needs snapshot_path and mem_file_path")
 	}
@@ -74,6 +76,11 @@ func (s *Server) createSnapshot(body []byte) error {
 	}
 	if err := moveFile(filepath.Join(tmp, vmm.SnapshotStateFile), req.SnapshotPath); err != nil {
 		return faultf("snapshot_path: %v", err)
+	}
+	if diff {
+		s.lat.record("diff_create_snapshot", began)
+	} else {
+		s.lat.record("full_create_snapshot", began)
 	}
 	return nil
 }
@@ -116,6 +123,7 @@ func (s *Server) loadSnapshot(body []byte) error {
 	if s.cfg.bootSpecific {
 		return faultf("loading a snapshot is not allowed after configuring boot-specific resources")
 	}
+	began := time.Now()
 	if req.SnapshotPath == "" {
 		return faultf("snapshot/load needs snapshot_path")
 	}
@@ -178,6 +186,7 @@ func (s *Server) loadSnapshot(body []byte) error {
 		}
 	}
 	s.vm, s.unstarted = vm, !req.ResumeVM
+	s.lat.record("load_snapshot", began)
 	s.onStart()
 	return nil
 }
