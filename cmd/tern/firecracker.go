@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/ternvm/tern/internal/seccomp"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/vmm"
 	"github.com/ternvm/tern/vmm/api"
 	"github.com/ternvm/tern/vmm/fcapi"
@@ -31,10 +32,6 @@ const (
 	fcExitArgParsing       = 153
 	fcExitSIGHUP           = 156
 )
-
-// newMMDSStore makes the MMDS store the Firecracker API serves; nil while
-// this build has none (/mmds then answers 400, --metadata fails).
-var newMMDSStore func() fcapi.MMDSStore
 
 // firecrackerArgs turns the command line of tern started under the name
 // firecracker (a link, so that clients that look for firecracker on PATH
@@ -135,9 +132,9 @@ func firecrackerAction(c *cli.Context) error {
 		ID: c.String("id"), Console: os.Stdout, ConsoleInput: os.Stdin,
 		Logger: log, Started: start,
 		OnStart: func(vm *vmm.VM) { vms <- vm }, BeforeRun: beforeRun,
-	}
-	if newMMDSStore != nil {
-		opts.MMDS = newMMDSStore()
+		// As Firecracker, the metadata store exists from the start: PUT
+		// /mmds may fill it before /mmds/config says who reaches it.
+		MMDS: mmds.NewStore(0),
 	}
 	srv := fcapi.New(opts)
 	defer srv.Close()
@@ -209,7 +206,7 @@ func firecrackerAction(c *cli.Context) error {
 }
 
 // loadMetadata puts the JSON of file into MMDS.
-func loadMetadata(store fcapi.MMDSStore, file string) error {
+func loadMetadata(store *mmds.Store, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -217,9 +214,6 @@ func loadMetadata(store fcapi.MMDSStore, file string) error {
 	var v map[string]any
 	if err := json.Unmarshal(data, &v); err != nil || v == nil {
 		return fmt.Errorf("%s does not hold a JSON object", file)
-	}
-	if store == nil {
-		return errors.New("MMDS is not available in this tern build")
 	}
 	return store.Put(data)
 }

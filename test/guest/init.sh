@@ -74,6 +74,15 @@ echo "TERN-GUEST action=$action"
 
 # tern_param KEY: the value of tern.KEY= on the kernel command line.
 tern_param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^tern\.$1=//p" | tail -n 1; }
+
+# tern.cad=reboot: Ctrl+Alt+Del makes the kernel itself restart at once
+# (with reboot=k, through the keyboard controller), whatever this script
+# is waiting on; by default Linux signals this script instead, which only
+# the mmds action traps.
+if [ "$(tern_param cad)" = reboot ]; then
+	echo 1 >/proc/sys/kernel/ctrl-alt-del
+	echo "TERN-GUEST cad=reboot"
+fi
 # guest_agent NAME ARGS... runs the agent and reports its exit status and
 # its "key=value" lines as TERN-GUEST NAME-rc= and NAME-key= lines.
 guest_agent() {

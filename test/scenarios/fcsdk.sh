@@ -49,7 +49,7 @@ exec 5<>"$OUT/sdk.in"
 echo "SCENARIO-RUN sdk: sdklife (the Firecracker Go SDK) in the background"
 "$SCENARIO_DIR/sdklife" -dir "$OUT" -kernel "$KERNEL_ELF" -initrd "$INITRD" -root "$OUT/root.ext4" \
 	-tap "$TAP" -mac 02:00:00:00:00:02 -mem 256 \
-	-cmdline "$GUEST_CMDLINE reboot=k panic=1 tern.action=counter tern.ip=$GUEST_IP/24 tern.peer=$HOST_IP tern.port=$TCP_PORT tern.vsock-dial=$VSOCK_DIAL tern.vsock-serve=$VSOCK_SERVE" \
+	-cmdline "$GUEST_CMDLINE reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd tern.cad=reboot tern.action=counter tern.ip=$GUEST_IP/24 tern.peer=$HOST_IP tern.port=$TCP_PORT tern.vsock-dial=$VSOCK_DIAL tern.vsock-serve=$VSOCK_SERVE" \
 	<"$OUT/sdk.in" >"$OUT/sdk.kv" 2>"$OUT/sdk.log" 4>&- 5>&- &
 echo $! >"$OUT/sdk.pid"
 
@@ -126,8 +126,10 @@ go_on
 
 # --- Shutdown: the firecracker process exits.
 at_step stopped 90
-check "SDK: Shutdown by $(sdk shutdown), the process exited ($(sdk exit))" [ -n "$(sdk exit)" ]
 [ "$(sdk shutdown)" = stopvmm ] && echo "[sdk] Shutdown (Ctrl+Alt+Del) failed: $(sdk shutdown-error); StopVMM used instead"
+check "SDK: Shutdown sent Ctrl+Alt+Del ($(sdk shutdown))" [ "$(sdk shutdown)" = ctrl-alt-del ]
+check "SDK: after Ctrl+Alt+Del the process exited ($(sdk exit))" [ -n "$(sdk exit)" ]
+check "SDK: the guest's kernel restarted on Ctrl+Alt+Del (tern.cad=reboot), as tern logged" grep -q 'VM stopped.*reason="guest requested reset"' "$OUT/one.out.err"
 # The disk as the snapshot saw it, for the load.
 cp "$OUT/root-at-snapshot.ext4" "$OUT/root.ext4"
 end_hold vsock1 stop

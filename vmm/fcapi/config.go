@@ -3,6 +3,7 @@ package fcapi
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/internal/safefile"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/block"
 	virtionet "github.com/ternvm/tern/virtio/net"
@@ -20,8 +22,10 @@ import (
 )
 
 // DefaultBootArgs is Firecracker's kernel command line when PUT
-// /boot-source gives none.
-const DefaultBootArgs = "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+// /boot-source gives none, less i8042.nopnp: on tern's hardware-reduced
+// ACPI platform the keyboard's interrupt is found only through the ACPI
+// device that option ignores, and SendCtrlAltDel needs it.
+const DefaultBootArgs = "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.dumbkbd"
 
 // Firecracker's machine defaults and limits.
 const (
@@ -636,7 +640,7 @@ func (s *Server) getBalloonStats() (any, error) {
 
 // vmConfig turns the pre-boot configuration into vmm's, and the names
 // vmm will know each drive and interface by.
-func (s *Server) vmConfig() (vmm.Config, map[string]string, map[string]string, error) {
+func (s *Server) vmConfig() (_ vmm.Config, _ map[string]string, _ map[string]string, err error) {
 	c := s.cfg
 	if c.boot == nil {
 		return vmm.Config{}, nil, nil, faultf("cannot start the microVM: no boot source (PUT /boot-source first)")
@@ -682,11 +686,16 @@ func (s *Server) vmConfig() (vmm.Config, map[string]string, map[string]string, e
 		driveIDs[id] = fmt.Sprintf("disk%d", i)
 	}
 	for _, n := range c.nets {
-		cfg.Nets = append(cfg.Nets, virtionet.Config{TAP: *n.req.HostDevName, MAC: n.mac, RxRateLimit: n.rx, TxRateLimit: n.tx})
+		cfg.Nets = append(cfg.Nets, virtionet.Config{ID: *n.req.IfaceID, TAP: *n.req.HostDevName, MAC: n.mac, RxRateLimit: n.rx, TxRateLimit: n.tx})
 		netIDs[*n.req.IfaceID] = *n.req.HostDevName
 	}
 	if c.vsock != nil {
 		cfg.Vsock = &vsock.Config{GuestCID: *c.vsock.GuestCID, SocketPath: c.vsock.UDSPath}
+	}
+	if c.mmds != nil {
+		if cfg.MMDS, err = s.mmdsService(*c.mmds); err != nil {
+			return cfg, nil, nil, err
+		}
 	}
 	if c.entropy != nil {
 		cfg.RNG, cfg.RNGRateLimit = true, c.entropyRL
@@ -732,4 +741,29 @@ func (s *Server) fullConfig() FullConfig {
 		}
 	}
 	return out
+}
+
+// mmdsService is the metadata service PUT /mmds/config asked for, serving
+// the document /mmds holds, for vmm to put in front of the interfaces.
+func (s *Server) mmdsService(mc MMDSConfig) (*vmm.MMDS, error) {
+	if s.opts.MMDS == nil {
+		return nil, faultf("cannot start the microVM: MMDS is configured but this server has no MMDS store")
+	}
+	cfg := mmds.Config{Interfaces: append([]string(nil), mc.NetworkInterfaces...), IMDSCompat: mc.IMDSCompat}
+	switch mc.Version {
+	case "", "V1":
+		cfg.Version = 1
+	case "V2":
+		cfg.Version = 2
+	default:
+		return nil, faultf("mmds config: version %q: want V1 or V2", mc.Version)
+	}
+	if mc.IPv4Address != "" {
+		a, err := netip.ParseAddr(mc.IPv4Address)
+		if err != nil || !a.Is4() {
+			return nil, faultf("mmds config: ipv4_address %q is not an IPv4 address", mc.IPv4Address)
+		}
+		cfg.IPv4 = a
+	}
+	return &vmm.MMDS{Config: cfg, Store: s.opts.MMDS}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/test/tinyguest"
 	"github.com/ternvm/tern/vmm"
 )
@@ -157,7 +158,7 @@ func TestConformance(t *testing.T) {
 	}
 	table := conformanceTable(f)
 	started := make(chan *vmm.VM, 1)
-	c := serve(t, New(Options{MMDS: &memStore{}, OnStart: func(vm *vmm.VM) { started <- vm }}))
+	c := serve(t, New(Options{MMDS: mmds.NewStore(0), OnStart: func(vm *vmm.VM) { started <- vm }}))
 
 	paths := map[string][]string{}
 	for _, e := range table {

@@ -1,7 +1,6 @@
 package fcapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,8 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/ternvm/tern/mmds"
 )
 
 // serve runs s on a real Unix socket and returns a client for it.
@@ -287,40 +287,8 @@ func TestVMConfigEchoesWhatWasPut(t *testing.T) {
 	}
 }
 
-// memStore is an MMDS store for the handler's tests (the mmds package
-// has the real one).
-type memStore struct {
-	mu   sync.Mutex
-	data []byte
-}
-
-func (m *memStore) Put(b []byte) error {
-	m.mu.Lock()
-	m.data = bytes.Clone(b)
-	m.mu.Unlock()
-	return nil
-}
-func (m *memStore) Patch(b []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var cur, p map[string]any
-	json.Unmarshal(m.data, &cur)
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	if cur == nil {
-		cur = map[string]any{}
-	}
-	for k, v := range p {
-		cur[k] = v
-	}
-	m.data, _ = json.Marshal(cur)
-	return nil
-}
-func (m *memStore) Get() []byte { m.mu.Lock(); defer m.mu.Unlock(); return bytes.Clone(m.data) }
-
 func TestMMDSGoesToTheStore(t *testing.T) {
-	c := serve(t, New(Options{MMDS: &memStore{}}))
+	c := serve(t, New(Options{MMDS: mmds.NewStore(0)}))
 	c.ok("PUT", "/mmds", `{"latest": {"meta-data": {"ami-id": "ami-1"}}}`)
 	c.ok("PATCH", "/mmds", `{"extra": 1}`)
 	var got map[string]any

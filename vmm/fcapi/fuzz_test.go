@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ternvm/tern/mmds"
 )
 
 // FuzzAPIBodies sends arbitrary bodies to every endpoint of a fresh
@@ -29,7 +31,7 @@ func FuzzAPIBodies(f *testing.F) {
 		"/logger", "/serial", "/mmds", "/cpu-config", "/drives/a/b", "/"}
 	methods := []string{"PUT", "PATCH", "GET"}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
-		s := New(Options{MMDS: &memStore{}})
+		s := New(Options{MMDS: mmds.NewStore(0)})
 		defer s.Close()
 		// A few requests, so that a body can meet the state earlier
 		// ones left.

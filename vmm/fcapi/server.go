@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/vmm"
 	"github.com/ternvm/tern/vmm/api"
@@ -52,14 +53,6 @@ const (
 	msgPostBootOnly = "The requested operation is not supported before starting the microVM."
 )
 
-// MMDSStore holds the microVM metadata the guest reads through MMDS; the
-// mmds package's Store is one.
-type MMDSStore interface {
-	Put(data []byte) error
-	Patch(data []byte) error
-	Get() []byte
-}
-
 // Options configure a Server.
 type Options struct {
 	// ID is the instance's id, reported by GET / and in log lines.
@@ -75,7 +68,7 @@ type Options struct {
 	Logger *logrus.Logger
 	// MMDS serves /mmds; nil answers those requests 400 (MMDS not
 	// available).
-	MMDS MMDSStore
+	MMDS *mmds.Store
 	// Started is when the process started; boot times count from it.
 	Started time.Time
 	// MetricsPeriod is how often metrics are written once configured;
