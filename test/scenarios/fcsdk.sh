@@ -129,7 +129,7 @@ at_step stopped 90
 [ "$(sdk shutdown)" = stopvmm ] && echo "[sdk] Shutdown (Ctrl+Alt+Del) failed: $(sdk shutdown-error); StopVMM used instead"
 check "SDK: Shutdown sent Ctrl+Alt+Del ($(sdk shutdown))" [ "$(sdk shutdown)" = ctrl-alt-del ]
 check "SDK: after Ctrl+Alt+Del the process exited ($(sdk exit))" [ -n "$(sdk exit)" ]
-check "SDK: the guest's kernel restarted on Ctrl+Alt+Del (tern.cad=reboot), as tern logged" grep -q 'VM stopped.*reason="guest requested reset"' "$OUT/one.out.err"
+check "SDK: the guest's kernel restarted on Ctrl+Alt+Del (tern.cad=reboot), as tern logged" grep -q 'VM stopped.*reason=.*guest requested reset' "$OUT/one.out.err"
 # The disk as the snapshot saw it, for the load.
 cp "$OUT/root-at-snapshot.ext4" "$OUT/root.ext4"
 end_hold vsock1 stop
