@@ -5,7 +5,9 @@
 //   - start: from fork/exec of the monitor to the first byte of the hello
 //     tiny guest's console line on a pipe (tern `run --pvh --memory 128M
 //     --console stdio`; QEMU `-M microvm` with the same ELF as -kernel and
-//     its serial on stdout), interleaved runs, min and median.
+//     its serial on stdout), interleaved runs, min and median; and tern
+//     firecracker booting the same guest from a Firecracker configuration
+//     file (--no-api --config-file), the console on its stdout.
 //   - rate: hello guests started and finished one after another, and 8 at
 //     a time, VMs per second, every guest's console checked for its line.
 //     (QEMU's microvm does not power off on the guest's ACPI S5 write, so
@@ -31,6 +33,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -193,49 +196,74 @@ func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time
 	return took, nil
 }
 
-// start measures exec -> first console byte, tern and QEMU in turn.
+// start measures exec -> first console byte: tern run, tern firecracker
+// booting from a Firecracker configuration file (the path a Firecracker
+// client's --no-api --config-file start takes), and QEMU, in turn.
 func (b *bench) start(ctx context.Context, runs int) {
 	const part = "start"
 	fmt.Printf("startbench: %s: hello guest, %s RAM, exec to first console byte on a pipe; %d interleaved runs\n", part, startMemory, runs)
-	var tern, qemu []time.Duration
-	var ternErr, qemuErr error
-	for i := range runs {
-		if ctx.Err() != nil {
-			break
-		}
-		if ternErr == nil {
-			d, err := b.firstByte(ctx, fmt.Sprintf("start-tern-%d", i), []string{b.tern, "run",
-				"--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", "stdio"})
-			if err != nil {
-				ternErr = err
-			} else {
-				tern = append(tern, d)
-			}
-		}
-		if b.qemu && qemuErr == nil {
-			d, err := b.firstByte(ctx, fmt.Sprintf("start-qemu-%d", i), qemuArgs(b.hello, startMemory, "stdio"))
-			if err != nil {
-				qemuErr = err
-			} else {
-				qemu = append(qemu, d)
-			}
-		}
+	fcConfig, err := b.firecrackerConfig()
+	if err != nil {
+		b.fail(part+" tern-firecracker", err)
+		return
 	}
-	report := func(who string, ds []time.Duration, err error) {
-		if err != nil {
-			b.fail(part+" "+who, err)
-		}
-		if len(ds) > 0 {
-			mn, med := minMedian(ds)
-			fmt.Printf("BENCH %s %s runs=%d first-byte-ms=%s first-byte-ms-min=%s\n", part, who, len(ds), ms(med), ms(mn))
-		}
+	type contender struct {
+		who  string
+		argv []string
+		ds   []time.Duration
+		err  error
 	}
-	report("tern", tern, ternErr)
+	cs := []*contender{
+		{who: "tern", argv: []string{b.tern, "run", "--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", "stdio"}},
+		{who: "tern-firecracker", argv: []string{b.tern, "firecracker", "--no-api", "--config-file", fcConfig}},
+	}
 	if b.qemu {
-		report("qemu", qemu, qemuErr)
-	} else {
+		cs = append(cs, &contender{who: "qemu", argv: qemuArgs(b.hello, startMemory, "stdio")})
+	}
+	for i := range runs {
+		for _, c := range cs {
+			if ctx.Err() != nil || c.err != nil {
+				continue
+			}
+			d, err := b.firstByte(ctx, fmt.Sprintf("start-%s-%d", c.who, i), c.argv)
+			if err != nil {
+				c.err = err
+			} else {
+				c.ds = append(c.ds, d)
+			}
+		}
+	}
+	for _, c := range cs {
+		if c.err != nil {
+			b.fail(part+" "+c.who, c.err)
+		}
+		if len(c.ds) > 0 {
+			mn, med := minMedian(c.ds)
+			fmt.Printf("BENCH %s %s runs=%d first-byte-ms=%s first-byte-ms-min=%s\n", part, c.who, len(c.ds), ms(med), ms(mn))
+		}
+	}
+	if !b.qemu {
 		fmt.Printf("BENCH %s qemu n/a (%s not installed)\n", part, qemuBinary)
 	}
+}
+
+// firecrackerConfig writes a Firecracker configuration file for the hello
+// guest and returns its path.
+func (b *bench) firecrackerConfig() (string, error) {
+	mib, err := strconv.Atoi(strings.TrimSuffix(startMemory, "M"))
+	if err != nil {
+		return "", fmt.Errorf("start memory %q: %w", startMemory, err)
+	}
+	cfg := map[string]any{
+		"boot-source":    map[string]any{"kernel_image_path": b.hello},
+		"machine-config": map[string]any{"vcpu_count": 1, "mem_size_mib": mib},
+	}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(b.dir, "firecracker.json")
+	return path, os.WriteFile(path, data, 0o600)
 }
 
 // rate starts rateVMs hello guests, parallel at a time, each run to its
