@@ -14,5 +14,5 @@ func TestVsock(t *testing.T) {
 // then a guest reads tern's metadata service (MMDS version 2, with a
 // session token) and gets Ctrl+Alt+Del through tern's API.
 func TestNet(t *testing.T) {
-	runScenario(t, "net.sh", []expectedRun{{"net", "1"}, {"mmds", "1"}})
+	runScenario(t, "net.sh", []expectedRun{{"net", "1"}, {"mmds", "1"}, {"mmds1", "1"}})
 }

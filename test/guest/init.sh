@@ -243,6 +243,20 @@ mmds)
 	echo "TERN-GUEST ctrl-alt-del=not-received"
 	poweroff -f
 	;;
+mmds-v1)
+	# The metadata service, version 1: plain GETs, no session token.
+	dev=
+	for d in /sys/class/net/*; do
+		[ -e "$d/device" ] && dev=${d##*/} && break
+	done
+	ip link set "$dev" up
+	ip addr add "$(tern_param ip)" dev "$dev"
+	ip route add 169.254.169.254 dev "$dev"
+	md=http://169.254.169.254/latest/meta-data
+	echo "TERN-GUEST mmds-v1-instance-id=$(wget -q -O - "$md/instance-id")"
+	echo "TERN-GUEST mmds-v1-zone=$(wget -q -O - "$md/placement/zone")"
+	poweroff -f
+	;;
 counter)
 	# Work in flight for the snapshot scenario, until the host says stop:
 	# a counter printed every second as "counter=N date=..." and appended

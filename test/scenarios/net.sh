@@ -76,4 +76,15 @@ check "Ctrl+Alt+Del: tern logged sending it" tern_logged mmds "sent Ctrl+Alt+Del
 check "Ctrl+Alt+Del: the guest's init got SIGINT" guest_said mmds ctrl-alt-del received
 check "Ctrl+Alt+Del: the guest powered off after it (tern exits 0)" powered_off mmds
 
+# MMDS version 1: plain GETs answered, on the same kind of unconfigured TAP.
+start_guest mmds1 --kernel "$KERNEL_BZIMAGE" --initrd "$INITRD" --cpus 1 --memory 256M \
+	--net "tap=tern1,mac=02:00:00:00:00:03,mmds=on" --mmds-data "$OUT/mmds.json" --mmds-version 1 \
+	--cmdline "$GUEST_CMDLINE tern.action=mmds-v1 tern.ip=10.0.1.2/24"
+wait_guest mmds1
+check "mmds v1: the guest read instance-id without a token ($(guest_value mmds1 mmds-v1-instance-id))" \
+	guest_said mmds1 mmds-v1-instance-id i-tern-e2e
+check "mmds v1: the guest read a nested value, placement/zone ($(guest_value mmds1 mmds-v1-zone))" \
+	guest_said mmds1 mmds-v1-zone z1
+check "mmds v1: the guest powered off (tern exits 0)" powered_off mmds1
+
 finish
