@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,15 +194,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // lastTickIn is the counter of the last tick line in a console file.
 func lastTickIn(path string) int64 {
 	b, _ := os.ReadFile(path)
-	last := int64(-1)
-	for _, l := range strings.Split(string(b), "\n") {
-		if h, ok := strings.CutPrefix(l, tinyguest.TickPrefix); ok && len(h) == 8 {
-			if v, err := strconv.ParseInt(h, 16, 64); err == nil {
-				last = v
-			}
-		}
-	}
-	return last
+	return tinyguest.LastTick(string(b))
 }
 
 // exitCode waits for cmd and returns its exit status.

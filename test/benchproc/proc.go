@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,4 +255,34 @@ func TCPListening(procNetTCP []byte, port int) bool {
 		}
 	}
 	return false
+}
+
+// Session is what one bench run holds: a context that SIGINT, SIGTERM or
+// the run's time limit ends, a temporary directory for its files, and the
+// processes it starts there.
+type Session struct {
+	Ctx   context.Context
+	Dir   string
+	Procs *Procs
+	stop  func()
+}
+
+// NewSession starts a run of bench (the temporary directory is named after
+// it) limited to timeout. Close it when done.
+func NewSession(bench string, timeout time.Duration) (*Session, error) {
+	dir, err := os.MkdirTemp("", "tern-"+bench+"-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return &Session{Ctx: ctx, Dir: dir, Procs: &Procs{}, stop: func() { cancel(); stopSignals() }}, nil
+}
+
+// Close stops every process the run started, then removes its files (in
+// that order: a process may still write there), then ends its context.
+func (s *Session) Close() {
+	s.Procs.StopAll()
+	os.RemoveAll(s.Dir)
+	s.stop()
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +40,7 @@ func buildTern(t *testing.T) string {
 // lastTick is the counter of the last tick line in a console file.
 func lastTick(path string) int64 {
 	b, _ := os.ReadFile(path)
-	last := int64(-1)
-	for _, l := range strings.Split(string(b), "\n") {
-		if h, ok := strings.CutPrefix(l, tinyguest.TickPrefix); ok && len(h) == 8 {
-			if v, err := strconv.ParseInt(h, 16, 64); err == nil {
-				last = v
-			}
-		}
-	}
-	return last
+	return tinyguest.LastTick(string(b))
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

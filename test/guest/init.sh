@@ -75,6 +75,17 @@ echo "TERN-GUEST action=$action"
 # tern_param KEY: the value of tern.KEY= on the kernel command line.
 tern_param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^tern\.$1=//p" | tail -n 1; }
 
+# net_up: brings up the first interface with a device behind it (not lo,
+# not a tunnel), named in $dev, with the address tern.ip= gives.
+net_up() {
+	dev=
+	for d in /sys/class/net/*; do
+		[ -e "$d/device" ] && dev=${d##*/} && break
+	done
+	ip link set "$dev" up
+	ip addr add "$(tern_param ip)" dev "$dev"
+}
+
 # tern.cad=reboot: Ctrl+Alt+Del makes the kernel itself restart at once
 # (with reboot=k, through the keyboard controller), whatever this script
 # is waiting on; by default Linux signals this script instead, which only
@@ -180,15 +191,9 @@ net-guest)
 	# Traffic with the host over virtio-net: the guest pings the host's end
 	# of the TAP until it answers, then echoes one TCP stream from the host
 	# (who pings the guest meanwhile).
-	# The first interface with a device behind it (not lo, not a tunnel).
-	dev=
-	for d in /sys/class/net/*; do
-		[ -e "$d/device" ] && dev=${d##*/} && break
-	done
+	net_up
 	echo "TERN-GUEST net-dev=$dev"
 	echo "TERN-GUEST net-mac=$(cat "/sys/class/net/$dev/address")"
-	ip link set "$dev" up
-	ip addr add "$(tern_param ip)" dev "$dev"
 	tries=0
 	r=fail
 	while [ "$tries" -lt 40 ]; do
@@ -210,12 +215,7 @@ mmds)
 	# of the TAP is configured. A GET without a session token is refused;
 	# with one from PUT /latest/api/token (busybox wget cannot PUT: nc) it
 	# is answered.
-	dev=
-	for d in /sys/class/net/*; do
-		[ -e "$d/device" ] && dev=${d##*/} && break
-	done
-	ip link set "$dev" up
-	ip addr add "$(tern_param ip)" dev "$dev"
+	net_up
 	ip route add 169.254.169.254 dev "$dev"
 	md=http://169.254.169.254/latest/meta-data
 	if wget -q -O /tmp/md-untokened "$md/instance-id" 2>/dev/null; then r=answered; else r=refused; fi
@@ -245,12 +245,7 @@ mmds)
 	;;
 mmds-v1)
 	# The metadata service, version 1: plain GETs, no session token.
-	dev=
-	for d in /sys/class/net/*; do
-		[ -e "$d/device" ] && dev=${d##*/} && break
-	done
-	ip link set "$dev" up
-	ip addr add "$(tern_param ip)" dev "$dev"
+	net_up
 	ip route add 169.254.169.254 dev "$dev"
 	md=http://169.254.169.254/latest/meta-data
 	echo "TERN-GUEST mmds-v1-instance-id=$(wget -q -O - "$md/instance-id")"
@@ -270,12 +265,7 @@ counter)
 	# process rewrites MIB of memory at that rate besides (agent dirty).
 	mkdir -p /mnt
 	mount -t ext4 /dev/vda /mnt || echo "TERN-GUEST error=mount-data-disk"
-	dev=
-	for d in /sys/class/net/*; do
-		[ -e "$d/device" ] && dev=${d##*/} && break
-	done
-	ip link set "$dev" up
-	ip addr add "$(tern_param ip)" dev "$dev"
+	net_up
 	tries=0
 	until ping -c 1 -W 1 "$(tern_param peer)" >/dev/null 2>&1 || [ "$tries" -ge 40 ]; do
 		tries=$((tries + 1))

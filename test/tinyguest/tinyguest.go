@@ -27,6 +27,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // The guests' fixed guest-physical addresses. The builder passes them to
@@ -264,4 +266,36 @@ func run(tool string, args ...string) error {
 		return fmt.Errorf("%s: %w\n%s", filepath.Base(tool), err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
+}
+
+// Ticks returns the counters of the counter guest's tick lines in console
+// output, in order; an unfinished last line is left out, and so is
+// anything that is not a tick line.
+func Ticks(console string) []int64 {
+	lines := strings.Split(console, "\n")
+	var ts []int64
+	for _, l := range lines[:len(lines)-1] {
+		if h, ok := strings.CutPrefix(l, TickPrefix); ok && len(h) == 8 {
+			if v, err := strconv.ParseUint(h, 16, 32); err == nil {
+				ts = append(ts, int64(v))
+			}
+		}
+	}
+	return ts
+}
+
+// FirstTick and LastTick are the first and last of Ticks(console), or -1
+// when there is none.
+func FirstTick(console string) int64 {
+	if ts := Ticks(console); len(ts) > 0 {
+		return ts[0]
+	}
+	return -1
+}
+
+func LastTick(console string) int64 {
+	if ts := Ticks(console); len(ts) > 0 {
+		return ts[len(ts)-1]
+	}
+	return -1
 }

@@ -205,3 +205,19 @@ func TestMissingBinutilsIsNamed(t *testing.T) {
 		t.Fatalf("without as and ld: %v, want ErrNoBinutils naming binutils", err)
 	}
 }
+
+// Ticks reads only finished tick lines: the counter guest's start line and
+// a line still being written are not ticks.
+func TestTicksSkipsOtherAndUnfinishedLines(t *testing.T) {
+	out := CounterStartLine + "\n" + TickPrefix + "0000009c\n" + TickPrefix + "00013880\n" + TickPrefix + "0001d4"
+	got := Ticks(out)
+	if len(got) != 2 || got[0] != 0x9c || got[1] != 0x13880 {
+		t.Fatalf("Ticks(%q) = %v, want [0x9c 0x13880]", out, got)
+	}
+	if FirstTick(out) != 0x9c || LastTick(out) != 0x13880 {
+		t.Errorf("FirstTick, LastTick = %#x, %#x", FirstTick(out), LastTick(out))
+	}
+	if LastTick(CounterStartLine+"\n") != -1 || FirstTick("") != -1 {
+		t.Errorf("no tick: want -1")
+	}
+}

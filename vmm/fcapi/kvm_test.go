@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,17 +33,7 @@ func (c *console) String() string {
 }
 
 // lastTick is the counter of the last complete tick line, or -1.
-func (c *console) lastTick() int64 {
-	last := int64(-1)
-	for _, l := range strings.Split(c.String(), "\n") {
-		if h, ok := strings.CutPrefix(l, tinyguest.TickPrefix); ok && len(h) == 8 {
-			if v, err := strconv.ParseInt(h, 16, 64); err == nil {
-				last = v
-			}
-		}
-	}
-	return last
-}
+func (c *console) lastTick() int64 { return tinyguest.LastTick(c.String()) }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -223,17 +212,7 @@ func TestBootPauseSnapshotLoad(t *testing.T) {
 	if strings.Contains(cons2.String(), tinyguest.CounterStartLine) {
 		t.Errorf("the loaded guest started over: %q", cons2.String())
 	}
-	if first := firstTick(cons2.String()); first <= paused {
+	if first := tinyguest.FirstTick(cons2.String()); first <= paused {
 		t.Errorf("the loaded guest's first tick %#x is not past the snapshot's %#x", first, paused)
 	}
-}
-
-func firstTick(s string) int64 {
-	for _, l := range strings.Split(s, "\n") {
-		if h, ok := strings.CutPrefix(l, tinyguest.TickPrefix); ok && len(h) == 8 {
-			v, _ := strconv.ParseInt(h, 16, 64)
-			return v
-		}
-	}
-	return -1
 }

@@ -35,10 +35,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ternvm/tern/boot"
@@ -106,21 +104,14 @@ func run() int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-
-	b := &bench{ps: &benchproc.Procs{}}
-	// Deferred last-in-first-out: processes stop before their files go.
-	dir, err := os.MkdirTemp("", "tern-migbench-")
+	sess, err := benchproc.NewSession("migbench", *timeout)
 	if err != nil {
-		fmt.Println("BENCH-ERROR migbench: temporary directory:", err)
+		fmt.Println("BENCH-ERROR migbench: " + benchproc.OneLine(err))
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	defer b.ps.StopAll()
-	b.dir = dir
+	defer sess.Close()
+	ctx, dir := sess.Ctx, sess.Dir
+	b := &bench{ps: sess.Procs, dir: dir}
 
 	be := benchproc.Announce("migbench")
 	if be.Kind == kvm.BackendAbsent {

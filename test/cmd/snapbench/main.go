@@ -37,13 +37,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ternvm/tern/kvm"
@@ -80,20 +78,14 @@ func run() int {
 		fmt.Println("BENCH-ERROR snapbench: -runs must be at least 1")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-
-	b := &bench{ps: &benchproc.Procs{}}
-	dir, err := os.MkdirTemp("", "tern-snapbench-")
+	sess, err := benchproc.NewSession("snapbench", *timeout)
 	if err != nil {
-		fmt.Println("BENCH-ERROR snapbench: temporary directory:", err)
+		fmt.Println("BENCH-ERROR snapbench: " + benchproc.OneLine(err))
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	defer b.ps.StopAll()
-	b.dir = dir
+	defer sess.Close()
+	ctx, dir := sess.Ctx, sess.Dir
+	b := &bench{ps: sess.Procs, dir: dir}
 
 	if be := benchproc.Announce("snapbench"); be.Kind == kvm.BackendAbsent {
 		fmt.Println("BENCH-ERROR snapbench: no /dev/kvm: " + be.Detail)

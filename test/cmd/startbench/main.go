@@ -41,14 +41,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ternvm/tern/kvm"
@@ -93,21 +91,14 @@ func run() int {
 		fmt.Println("BENCH-ERROR startbench: -runs must be at least 1")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-
-	b := &bench{ps: &benchproc.Procs{}}
-	dir, err := os.MkdirTemp("", "tern-startbench-")
+	sess, err := benchproc.NewSession("startbench", *timeout)
 	if err != nil {
-		fmt.Println("BENCH-ERROR startbench: temporary directory:", err)
+		fmt.Println("BENCH-ERROR startbench: " + benchproc.OneLine(err))
 		return 1
 	}
-	// Deferred last-in-first-out: processes stop before their files go.
-	defer os.RemoveAll(dir)
-	defer b.ps.StopAll()
-	b.dir = dir
+	defer sess.Close()
+	ctx, dir := sess.Ctx, sess.Dir
+	b := &bench{ps: sess.Procs, dir: dir}
 
 	be := benchproc.Announce("startbench")
 	if be.Kind == kvm.BackendAbsent {
