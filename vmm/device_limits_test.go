@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/block"
+	virtionet "github.com/ternvm/tern/virtio/net"
 	"github.com/ternvm/tern/virtio/ratelimit"
 	"github.com/ternvm/tern/virtio/rng"
 )
@@ -123,5 +125,43 @@ func TestRateLimitsChangeAndAreSaved(t *testing.T) {
 	}
 	if err := v.SetDriveRateLimit("disk0", ratelimit.Config{Ops: bucket(ratelimit.MaxTokens+1, 1)}); !errors.Is(err, ratelimit.ErrBadConfig) {
 		t.Errorf("an oversized bucket: %v", err)
+	}
+}
+
+// TestSnapshotCarriesMMDSConfig: the metadata service's configuration is
+// saved and given back to the restored VM, serving the store the caller
+// passes; an interface named by a TAP the restore replaced is named by its
+// position instead. A bad saved configuration is refused like a bad
+// command line.
+func TestSnapshotCarriesMMDSConfig(t *testing.T) {
+	dir, _ := writeSnapshot(t, func(c *snapshotConfig, _ *snapshot.MemoryInfo, _ *[]vcpuState) {
+		c.Nets = []virtionet.Config{{TAP: "tap-old", ID: "eth0"}, {TAP: "tap-two"}}
+		c.MMDS = &mmds.Config{Version: 2, Interfaces: []string{"eth0", "tap-two"}, IMDSCompat: true}
+	})
+	ls, err := readSnapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := mmds.NewStore(0)
+	cfg, err := ls.config(RestoreOptions{TrustSnapshotPaths: true, TAPs: map[string]string{"tap-two": "tap9"}, MMDSStore: store}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MMDS == nil || cfg.MMDS.Version != 2 || !cfg.MMDS.IMDSCompat || cfg.MMDS.Store != store {
+		t.Fatalf("restored MMDS %+v, want version 2, IMDS format, the given store", cfg.MMDS)
+	}
+	if got := strings.Join(cfg.MMDS.Interfaces, ","); got != "eth0,net1" {
+		t.Errorf("restored MMDS interfaces %q, want eth0,net1 (tap-two became tap9)", got)
+	}
+
+	dir, _ = writeSnapshot(t, func(c *snapshotConfig, _ *snapshot.MemoryInfo, _ *[]vcpuState) {
+		c.Nets = []virtionet.Config{{TAP: "tap-old"}}
+		c.MMDS = &mmds.Config{Version: 3, Interfaces: []string{"tap-old"}}
+	})
+	if ls, err = readSnapshot(dir); err == nil {
+		_, err = ls.config(RestoreOptions{TrustSnapshotPaths: true}, dir)
+	}
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("a saved MMDS version 3: %v, want ErrInvalidConfig", err)
 	}
 }

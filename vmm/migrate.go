@@ -15,6 +15,7 @@ import (
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/block"
 	"github.com/ternvm/tern/vmm/memory"
 )
@@ -344,6 +345,7 @@ type ReceiveOptions struct {
 	OnEvent      func(Event) // as Config.OnEvent
 	Started      time.Time
 	BeforeRun    func() error // as Config.BeforeRun
+	MMDSStore    *mmds.Store  // as RestoreOptions.MMDSStore
 }
 
 // Receive takes one incoming migration from conn and returns the VM once
@@ -404,7 +406,7 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 		DiskPaths: o.DiskPaths, DiskFiles: o.DiskFiles, TAPs: o.TAPs, TAPFiles: o.TAPFiles, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
 		TrustSnapshotPaths: o.TrustSourcePaths,
 		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
-		BeforeRun: o.BeforeRun,
+		BeforeRun: o.BeforeRun, MMDSStore: o.MMDSStore,
 	}, cmp.Or(d.from, "the incoming VM"))
 	if err != nil {
 		return nil, err

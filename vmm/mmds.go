@@ -80,3 +80,36 @@ func (p *platform) mmdsFor(i int, n virtionet.Config) (*mmds.Stack, error) {
 	}
 	return p.mmds.NewStack(), nil
 }
+
+// mmdsRecord is what a snapshot keeps of the metadata service: its
+// configuration, not its document.
+func mmdsRecord(m *MMDS) *mmds.Config {
+	if m == nil {
+		return nil
+	}
+	c := m.Config
+	c.Interfaces = append([]string(nil), c.Interfaces...)
+	return &c
+}
+
+// restoredMMDS is the metadata service of a restored or received VM: the
+// saved configuration serving store (a new empty one if nil). An
+// interface the service named by a TAP that the restore replaced is named
+// by its position (netN) instead, which the new TAP keeps.
+func restoredMMDS(saved *mmds.Config, nets []virtionet.Config, restored []virtionet.Config, store *mmds.Store) *MMDS {
+	if saved == nil {
+		return nil
+	}
+	c := *saved
+	c.Interfaces = nil
+	for _, id := range saved.Interfaces {
+		for i, n := range nets {
+			if i < len(restored) && id == n.TAP && n.ID != id && restored[i].TAP != n.TAP {
+				id = fmt.Sprintf("net%d", i)
+				break
+			}
+		}
+		c.Interfaces = append(c.Interfaces, id)
+	}
+	return &MMDS{Config: c, Store: store}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/ternvm/tern/boot/cputemplate"
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/vmm/memory"
 )
 
@@ -67,6 +68,10 @@ type RestoreOptions struct {
 	// measured from it. Zero means when Restore ran.
 	Started   time.Time
 	BeforeRun func() error // as Config.BeforeRun
+	// MMDSStore is the document a snapshot's metadata service serves once
+	// restored (snapshots keep the service's configuration, not its
+	// document); nil means an empty store.
+	MMDSStore *mmds.Store
 }
 
 // restoredState is what the vCPUs of a restored VM start from.
@@ -301,6 +306,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 	} else if opts.VsockSocket != "" {
 		return cfg, fmt.Errorf("%w: vsock socket override: the snapshot has no vsock device", ErrInvalidConfig)
 	}
+	cfg.MMDS = restoredMMDS(c.MMDS, c.Nets, cfg.Nets, opts.MMDSStore)
 	// Checked before validateDevices, which stats the disk images: a
 	// restore the caller has not agreed to touches nothing it names.
 	if len(unconfirmed) > 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/ternvm/tern/devices"
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate/snapshot"
+	"github.com/ternvm/tern/mmds"
 	"github.com/ternvm/tern/virtio/balloon"
 	"github.com/ternvm/tern/virtio/mmio"
 	virtionet "github.com/ternvm/tern/virtio/net"
@@ -45,6 +46,9 @@ type snapshotConfig struct {
 	// with: a restore or migration keeps it, and checks the host
 	// against the templated CPUID rather than the source host's whole.
 	CPUTemplate *cpuTemplateRecord `json:",omitempty"`
+	// MMDS is the metadata service's configuration; its document is not
+	// saved (as in Firecracker): a restore serves the store it is given.
+	MMDS *mmds.Config `json:",omitempty"`
 }
 
 // vmState is the VM-wide state (section "vm").
@@ -253,6 +257,7 @@ func (v *VM) snapshotConfig() snapshotConfig {
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
 		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Disks: c.Disks, Nets: c.Nets, Vsock: c.Vsock, Balloon: c.Balloon,
 		TrackDirtyPages: v.dirtyLog, HostCPUID: v.cpuid, CPUTemplate: recordTemplate(v.cfg.CPUTemplate),
+		MMDS: mmdsRecord(v.cfg.MMDS),
 	}
 }
 

@@ -160,6 +160,9 @@ func (s *Server) loadSnapshot(body []byte) error {
 		Console:            s.opts.Console, ConsoleInput: s.opts.ConsoleInput,
 		KVMPath: s.opts.KVMPath, Logger: s.opts.Logger, Started: s.opts.Started,
 		BeforeRun: s.opts.BeforeRun,
+		// The service's configuration comes with the snapshot; the
+		// document is this server's store, as Firecracker keeps it.
+		MMDSStore: s.opts.MMDS,
 	}
 	if s.cfg.serialFile != nil {
 		opts.Console = s.cfg.serialFile
