@@ -14,7 +14,7 @@ import (
 // BeforeRun is where tern confines itself (its seccomp filter): it must
 // come after everything the VM's build does and before any guest code.
 func TestBeforeRunComesJustBeforeTheGuestRuns(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestBeforeRunComesJustBeforeTheGuestRuns(t *testing.T) {
 }
 
 func TestBeforeRunErrorFailsTheStart(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func waitCPUID(t *testing.T, r *running, skip int) map[leafKey][4]uint32 {
 
 func startCPUIDGuest(t *testing.T, tmpl *cputemplate.Template) *running {
 	t.Helper()
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCPUID(t.TempDir(), cpuidRound)
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +379,7 @@ func TestMigrationKeepsTheTemplate(t *testing.T) {
 // TestTemplateKVMCapabilities: "N" in kvm_capabilities is checked on this
 // host's KVM, "!N" may drop only a check tern does not rely on.
 func TestTemplateKVMCapabilities(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildHalt(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 // A guest reading its disk's capacity from the virtio-mmio configuration
 // space sees the new size once UpdateDrive swaps the image.
 func TestUpdateDriveGuestSeesNewCapacity(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	small, big := filepath.Join(dir, "small.img"), filepath.Join(dir, "big.img")
 	if err := os.WriteFile(small, make([]byte, 8*512), 0o600); err != nil {

@@ -42,7 +42,7 @@ func (l *eventLog) has(k vmm.EventKind) bool {
 }
 
 func TestEventsAndStateFollowTheLifecycle(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestEventsAndStateFollowTheLifecycle(t *testing.T) {
 }
 
 func TestStoppedEventCarriesThePoweroff(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildHello(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

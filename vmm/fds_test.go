@@ -105,7 +105,7 @@ func newImage(t *testing.T, name string) string {
 // takes files for them again. The datapath over an adopted TAP is tested
 // in virtio/net, the I/O over an adopted image in virtio/block.
 func TestDiskAndTAPPassedAsFiles(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	tapF := tapInNetns(t, "tern-vmfd0")
 	img := newImage(t, "disk.img")
 	diskF, err := os.OpenFile(img, os.O_RDWR, 0)

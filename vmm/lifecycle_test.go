@@ -21,7 +21,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
-	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/test/tinyguest"
@@ -39,17 +38,6 @@ const (
 	patience = 10 * time.Second
 	guestRAM = 32 << 20
 )
-
-// requireKVM skips where there is no /dev/kvm and says which KVM the test
-// runs on, since what the guest can do depends on it.
-func requireKVM(t *testing.T) {
-	t.Helper()
-	b := kvm.DetectBackend(vmm.DefaultKVMPath)
-	if b.Kind == kvm.BackendAbsent {
-		t.Skipf("this host has no usable /dev/kvm (%v): the lifecycle tests need one", b)
-	}
-	t.Logf("running on this host's /dev/kvm (backend: %v)", b)
-}
 
 // console is a guest console a test can read while the VM writes it.
 type console struct {
@@ -218,7 +206,7 @@ func startCounter(t *testing.T) *running {
 // one-vCPU VM of memory bytes, on this host's /dev/kvm.
 func startGuest(t *testing.T, memory uint64, build func(dir string) (string, error)) *running {
 	t.Helper()
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +378,7 @@ func TestSnapshotRestoreContinuesTheGuest(t *testing.T) {
 }
 
 func TestHelloGuestPowersOff(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildHello(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 // magic, each byte of its line on COM1, and the ACPI sleep register. The
 // exit counters must say exactly that.
 func TestMetricsCountTheHelloGuestsExits(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildHello(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func sparseImage(t *testing.T, path string, size int64, at ...int64) {
 // startCounterWithDisks runs the counter guest with disks attached.
 func startCounterWithDisks(t *testing.T, disks []vmm.DiskConfig) *running {
 	t.Helper()
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
 	if err != nil {
 		t.Fatal(err)

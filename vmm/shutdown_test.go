@@ -20,7 +20,7 @@ func hasCtrlAltDel(v *vmm.VM) bool {
 // The counter guest has no keyboard handler: it ignores Ctrl+Alt+Del,
 // so Shutdown runs into its deadline and stops the guest itself.
 func TestShutdownStopsAGuestThatIgnoresIt(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestShutdownStopsAGuestThatIgnoresIt(t *testing.T) {
 
 // A guest that powered off has nobody left to ask.
 func TestShutdownOfAStoppedVM(t *testing.T) {
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildHello(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 // there for the host side: its path in the snapshot, its lock).
 func startCounterWithDisk(t *testing.T) (*running, string) {
 	t.Helper()
-	requireKVM(t)
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: tickEvery})
 	if err != nil {
 		t.Fatal(err)

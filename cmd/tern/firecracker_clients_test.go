@@ -26,9 +26,7 @@ import (
 // and track_dirty_pages, an empty network-interfaces list, the logger at
 // Debug with level and origin shown, metrics).
 func TestFirecrackerFlintlockShapedBoot(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm")
-	}
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildHello(dir)
 	if err != nil {
@@ -105,9 +103,7 @@ func mustRead(t *testing.T, path string) []byte {
 // metrics on FIFOs whose read ends Kata opens (non-blocking) before it
 // starts the process, then polls GET / until the instance says Running.
 func TestFirecrackerKataShapedBoot(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm")
-	}
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildCounter(dir, tinyguest.CounterOptions{})
 	if err != nil {

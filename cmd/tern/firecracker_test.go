@@ -111,9 +111,7 @@ func TestFirecrackerExitCodes(t *testing.T) {
 // configuration file, in a process of its own, with no API: the guest
 // prints its line and powers off, and the process exits 0.
 func TestFirecrackerConfigFileNoAPI(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm")
-	}
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildHello(dir)
 	if err != nil {
@@ -223,9 +221,7 @@ func exitCode(t *testing.T, cmd *exec.Cmd) int {
 // that process with SIGHUP (Firecracker's status 156), and loads the
 // snapshot in a second process, where the guest counts on.
 func TestFirecrackerProcessSnapshotAcrossProcesses(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm")
-	}
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildCounter(dir, tinyguest.CounterOptions{})
 	if err != nil {

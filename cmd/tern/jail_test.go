@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/test/fixture"
 	"github.com/ternvm/tern/test/tinyguest"
-	"github.com/ternvm/tern/vmm"
 )
 
 // TestJailBadInput runs tern jail on inputs a user gets wrong: each fails
@@ -77,9 +75,7 @@ func buildJailFixture(t *testing.T) jailFixture {
 	if os.Geteuid() != 0 {
 		t.Skip("tern jail needs root")
 	}
-	if b := kvm.DetectBackend(vmm.DefaultKVMPath); b.Kind == kvm.BackendAbsent {
-		t.Skipf("no usable /dev/kvm here (%v)", b)
-	}
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	root, err := fixture.RepoRoot()
 	if err != nil {

@@ -18,11 +18,9 @@ import (
 	"time"
 
 	"github.com/ternvm/tern/internal/seccomp"
-	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate"
 	"github.com/ternvm/tern/test/pki"
 	"github.com/ternvm/tern/test/tinyguest"
-	"github.com/ternvm/tern/vmm"
 	"github.com/ternvm/tern/vmm/api"
 )
 
@@ -201,9 +199,7 @@ func (p *ternProc) requireFiltered(t *testing.T) {
 
 func counterGuest(t *testing.T) string {
 	t.Helper()
-	if b := kvm.DetectBackend(vmm.DefaultKVMPath); b.Kind == kvm.BackendAbsent {
-		t.Skipf("this host has no usable /dev/kvm (%v)", b)
-	}
+	tinyguest.RequireKVM(t)
 	elf, err := tinyguest.BuildCounter(t.TempDir(), tinyguest.CounterOptions{TickEvery: 40000})
 	if err != nil {
 		t.Fatal(err)

@@ -221,7 +221,7 @@ func WaitListening(ctx context.Context, p *Proc, port int, limit time.Duration) 
 	return nil
 }
 
-// waitFile waits until the file at path satisfies cond (it may not exist
+// WaitFile waits until the file at path satisfies cond (it may not exist
 // yet), while p runs.
 func WaitFile(ctx context.Context, p *Proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
 	err := Poll(ctx, what, limit, 20*time.Millisecond, func() (bool, error) {

@@ -65,9 +65,7 @@ func command(ctx context.Context, t *testing.T, sock, id, console string) *exec.
 }
 
 func TestSDKLifecycle(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm")
-	}
+	tinyguest.RequireKVM(t)
 	buildTern(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildCounter(dir, tinyguest.CounterOptions{})

@@ -142,7 +142,7 @@ func (c *client) conform(t *testing.T, e endpoint) {
 // metrics, the logger and MMDS) through its whole life, then loads its
 // snapshot in a fresh server.
 func TestConformance(t *testing.T) {
-	needKVM(t)
+	tinyguest.RequireKVM(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the microVM's network interface is a TAP tern creates")
 	}

@@ -46,18 +46,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func needKVM(t *testing.T) {
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm")
-	}
-}
-
 // TestBootPauseSnapshotLoad drives a tiny guest through the whole
 // Firecracker flow on this machine's /dev/kvm: configure piece by piece,
 // InstanceStart, console output, pause, snapshot, and a load of that
 // snapshot into a fresh server whose guest counts on from where it was.
 func TestBootPauseSnapshotLoad(t *testing.T) {
-	needKVM(t)
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildCounter(dir, tinyguest.CounterOptions{})
 	if err != nil {

@@ -225,7 +225,7 @@ func parseProm(t *testing.T, text string) map[string]uint64 {
 // counted since the previous line and add up to the totals GET /metrics
 // gives in Prometheus's format, a paused guest adds nothing.
 func TestMetricsCountWhatTheGuestDid(t *testing.T) {
-	needKVM(t)
+	tinyguest.RequireKVM(t)
 	dir := t.TempDir()
 	kernel, err := tinyguest.BuildCounter(dir, tinyguest.CounterOptions{})
 	if err != nil {

@@ -339,7 +339,7 @@ func (b *bench) idlePSS(ctx context.Context) {
 			ps, cons = append(ps, p), append(cons, con)
 		}
 		for i, p := range ps {
-			if err := waitFile(ctx, p, cons[i], "its halt line", 20*time.Second, func(b []byte) bool {
+			if err := benchproc.WaitFile(ctx, p, cons[i], "its halt line", 20*time.Second, func(b []byte) bool {
 				return bytes.Contains(b, []byte(tinyguest.HaltLine))
 			}); err != nil {
 				b.fail(part+" "+who, err)
@@ -432,7 +432,7 @@ func (b *bench) snapshot(ctx context.Context, snap string) error {
 		return err
 	}
 	defer p.Stop()
-	if err := waitFile(ctx, p, con, "its halt line", 20*time.Second, func(b []byte) bool {
+	if err := benchproc.WaitFile(ctx, p, con, "its halt line", 20*time.Second, func(b []byte) bool {
 		return bytes.Contains(b, []byte(tinyguest.HaltLine))
 	}); err != nil {
 		return err
@@ -483,24 +483,6 @@ func (b *bench) restoreOnce(ctx context.Context, name, snap string) (time.Durati
 		return 0, 0, p.Failed(fmt.Errorf("since_request in %q: %w", line, err))
 	}
 	return d, seen, nil
-}
-
-// waitFile waits until the file at path satisfies cond while p runs.
-func waitFile(ctx context.Context, p *benchproc.Proc, path, what string, limit time.Duration, cond func([]byte) bool) error {
-	err := benchproc.Poll(ctx, what, limit, 10*time.Millisecond, func() (bool, error) {
-		raw, err := os.ReadFile(path)
-		if err == nil && cond(raw) {
-			return true, nil
-		}
-		if p.Exited() {
-			return false, fmt.Errorf("%s exited while waiting for %s", p.Name, what)
-		}
-		return false, nil
-	})
-	if err != nil {
-		return p.Failed(err)
-	}
-	return nil
 }
 
 func minMedian(ds []time.Duration) (time.Duration, time.Duration) {
