@@ -206,6 +206,13 @@ func startCounter(t *testing.T) *running {
 // one-vCPU VM of memory bytes, on this host's /dev/kvm.
 func startGuest(t *testing.T, memory uint64, build func(dir string) (string, error)) *running {
 	t.Helper()
+	v, cons, hook := newGuest(t, memory, build)
+	return start(t, v, cons, hook)
+}
+
+// newGuest is startGuest's VM before it starts, with its console and log.
+func newGuest(t *testing.T, memory uint64, build func(dir string) (string, error)) (*vmm.VM, *console, *logtest.Hook) {
+	t.Helper()
 	tinyguest.RequireKVM(t)
 	elf, err := build(t.TempDir())
 	if err != nil {
@@ -217,7 +224,7 @@ func startGuest(t *testing.T, memory uint64, build func(dir string) (string, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start(t, v, cons, hook)
+	return v, cons, hook
 }
 
 // guestWords opens the full snapshot in dir and returns a reader of the

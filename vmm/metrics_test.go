@@ -12,17 +12,7 @@ import (
 // magic, each byte of its line on COM1, and the ACPI sleep register. The
 // exit counters must say exactly that.
 func TestMetricsCountTheHelloGuestsExits(t *testing.T) {
-	tinyguest.RequireKVM(t)
-	elf, err := tinyguest.BuildHello(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: guestRAM, Console: cons, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, cons, hook := newGuest(t, guestRAM, tinyguest.BuildHello)
 	if m := v.Metrics(); m.Exits != (vmm.ExitCounts{}) {
 		t.Errorf("before the guest ran: %+v", m.Exits)
 	}

@@ -73,22 +73,11 @@ func TestShutdownStopsAGuestThatIgnoresIt(t *testing.T) {
 
 // A guest that powered off has nobody left to ask.
 func TestShutdownOfAStoppedVM(t *testing.T) {
-	tinyguest.RequireKVM(t)
-	elf, err := tinyguest.BuildHello(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: guestRAM, Console: cons, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := start(t, v, cons, hook)
+	r := startGuest(t, guestRAM, tinyguest.BuildHello)
 	if res := r.wait(t); res.reason != vmm.StopPoweroff {
 		t.Fatalf("hello guest ended with %v, %v", res.reason, res.err)
 	}
-	if err := v.Shutdown(context.Background()); !errors.Is(err, vmm.ErrNotRunning) {
+	if err := r.vm.Shutdown(context.Background()); !errors.Is(err, vmm.ErrNotRunning) {
 		t.Fatalf("Shutdown of a VM that powered off = %v, want ErrNotRunning", err)
 	}
 }
