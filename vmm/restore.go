@@ -385,6 +385,24 @@ func diskPaths(ds []DiskConfig) string {
 	return strings.Join(ps, ", ")
 }
 
+// SnapshotResources lists the host resources (disk images, TAPs, bridges,
+// the vsock socket) the snapshot in dir names, opening none of them: what
+// a Restore must have confirmed or replaced.
+func SnapshotResources(dir string) ([]HostResource, error) {
+	ls, err := readSnapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	// A restore that trusts nothing reports them all, before it would
+	// touch any.
+	_, err = ls.config(RestoreOptions{}, "snapshot "+dir)
+	var ue *UnconfirmedError
+	if errors.As(err, &ue) {
+		return ue.Resources, nil
+	}
+	return nil, err
+}
+
 // Restore rebuilds a VM from the snapshot in opts.Dir. Guest memory is
 // mapped from the snapshot's memory file (privately: pages load when the
 // guest first touches them, and the file never changes). Everything that

@@ -3,6 +3,7 @@ package vmm
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,32 @@ func TestRestoreRefusesHostResourcesTheCallerDidNotConfirm(t *testing.T) {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("message %q does not name %q", err, s)
 		}
+	}
+}
+
+// SnapshotResources lists what Restore would ask to have confirmed, and
+// nothing for a snapshot naming no host resource.
+func TestSnapshotResourcesListsWhatRestoreWouldAskFor(t *testing.T) {
+	dir, disk := hostNamingSnapshot(t)
+	got, err := SnapshotResources(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []HostResource{
+		{Kind: ResourceDisk, Name: disk},
+		{Kind: ResourceTAP, Name: "tap-victim"},
+		{Kind: ResourceBridge, Name: "br-prod"},
+		{Kind: ResourceVsockSocket, Name: "/run/victim.sock"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("SnapshotResources = %+v, want %+v", got, want)
+	}
+	bare, _ := writeSnapshot(t, func(c *snapshotConfig, _ *snapshot.MemoryInfo, _ *[]vcpuState) { c.Disks = nil })
+	if got, err := SnapshotResources(bare); err != nil || len(got) != 0 {
+		t.Errorf("a snapshot naming nothing: %+v, %v; want none, nil", got, err)
+	}
+	if _, err := SnapshotResources(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing snapshot: %v, want fs.ErrNotExist", err)
 	}
 }
 

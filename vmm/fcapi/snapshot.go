@@ -225,21 +225,12 @@ func linkSnapshot(state, mem string) (string, error) {
 // iface_id, so an iface_id is matched as the TAP's old name, as netN (the
 // Nth interface), or, for a snapshot with one interface, as that one.
 func (s *Server) tapOverrides(dir string, ovs []NetworkOverride) (map[string]string, error) {
-	// A restore that trusts nothing lists what the snapshot names,
-	// without opening any of it.
-	vm, err := vmm.Restore(vmm.RestoreOptions{Dir: dir, KVMPath: s.opts.KVMPath})
-	if err == nil {
-		vm.Close()
-	}
-	var ue *vmm.UnconfirmedError
-	if !errors.As(err, &ue) {
-		if err == nil {
-			err = errors.New("it names no host resources")
-		}
+	resources, err := vmm.SnapshotResources(dir)
+	if err != nil {
 		return nil, faultf("network_overrides: cannot read the snapshot's interfaces: %v", err)
 	}
 	var taps []string
-	for _, r := range ue.Resources {
+	for _, r := range resources {
 		if r.Kind == vmm.ResourceTAP {
 			taps = append(taps, r.Name)
 		}
