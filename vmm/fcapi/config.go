@@ -291,11 +291,6 @@ func (s *Server) putDrive(id string, body []byte) error {
 	return nil
 }
 
-// UpdateDriver is what PATCH /drives with path_on_host needs of the VM.
-type UpdateDriver interface {
-	UpdateDrive(id, path string) error
-}
-
 func (s *Server) patchDrive(id string, body []byte) error {
 	var req Drive
 	if err := decode(body, &req); err != nil {
@@ -316,11 +311,7 @@ func (s *Server) patchDrive(id string, body []byte) error {
 	}
 	name := s.driveName(id)
 	if req.PathOnHost != nil {
-		u, ok := any(s.vm).(UpdateDriver)
-		if !ok {
-			return faultf("drive %s: changing path_on_host of a running guest is not supported by this tern build", id)
-		}
-		if err := u.UpdateDrive(name, *req.PathOnHost); err != nil {
+		if err := s.vm.UpdateDrive(name, *req.PathOnHost); err != nil {
 			return faultf("drive %s: %v", id, err)
 		}
 	}

@@ -11,11 +11,6 @@ import (
 	"github.com/ternvm/tern/vmm/api"
 )
 
-// CtrlAltDeler is what SendCtrlAltDel needs of the VM.
-type CtrlAltDeler interface {
-	SendCtrlAltDel() error
-}
-
 func (s *Server) action(body []byte) error {
 	var req Action
 	if err := decode(body, &req); err != nil {
@@ -28,11 +23,7 @@ func (s *Server) action(body []byte) error {
 		if s.vm == nil {
 			return errPostBootOnly
 		}
-		c, ok := any(s.vm).(CtrlAltDeler)
-		if !ok {
-			return faultf("SendCtrlAltDel is not supported by this tern build")
-		}
-		if err := c.SendCtrlAltDel(); err != nil {
+		if err := s.vm.SendCtrlAltDel(); err != nil {
 			return faultf("SendCtrlAltDel: %v", err)
 		}
 		return nil
