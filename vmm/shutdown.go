@@ -11,14 +11,6 @@ import (
 // then returns StopShutdownTimeout.
 var ErrShutdownTimeout = errors.New("the guest did not shut down before the deadline, so the host stopped it")
 
-// ErrNoCtrlAltDel is returned by Shutdown when this VM cannot press
-// Ctrl+Alt+Del (a tern built without the i8042 keyboard's scan codes).
-var ErrNoCtrlAltDel = errors.New("this VM cannot send Ctrl+Alt+Del to the guest")
-
-// ctrlAltDeler is the VM's SendCtrlAltDel (the i8042 keyboard), asked for
-// through an interface so that Shutdown builds where it is not there yet.
-type ctrlAltDeler interface{ SendCtrlAltDel() error }
-
 // Shutdown asks the guest to shut down and waits for it to stop until ctx
 // is done; then it stops the guest itself. It presses Ctrl+Alt+Del (the
 // i8042 raises IRQ 1 and the guest's own handler decides: Linux reboots
@@ -51,7 +43,6 @@ func (v *VM) Shutdown(ctx context.Context) error {
 // askShutdown resumes a paused guest and presses Ctrl+Alt+Del.
 func (v *VM) askShutdown() error {
 	v.lifeMu.Lock()
-	kbd, ok := any(v).(ctrlAltDeler)
 	switch {
 	case v.life.migrating:
 		v.lifeMu.Unlock()
@@ -59,9 +50,6 @@ func (v *VM) askShutdown() error {
 	case !v.life.running:
 		v.lifeMu.Unlock()
 		return fmt.Errorf("shutdown: %w", ErrNotRunning)
-	case !ok:
-		v.lifeMu.Unlock()
-		return fmt.Errorf("shutdown: %w", ErrNoCtrlAltDel)
 	case v.life.paused:
 		if err := v.retakeDisks(0); err != nil {
 			v.lifeMu.Unlock()
@@ -71,7 +59,7 @@ func (v *VM) askShutdown() error {
 		v.log.Info("VM resumed to shut down")
 	}
 	v.lifeMu.Unlock()
-	if err := kbd.SendCtrlAltDel(); err != nil {
+	if err := v.SendCtrlAltDel(); err != nil {
 		select {
 		case <-v.stopped:
 			return nil // it stopped by itself meanwhile: nothing to ask

@@ -10,13 +10,6 @@ import (
 	"github.com/ternvm/tern/vmm"
 )
 
-// hasCtrlAltDel reports whether this build's VM can press Ctrl+Alt+Del,
-// which Shutdown needs.
-func hasCtrlAltDel(v *vmm.VM) bool {
-	_, ok := any(v).(interface{ SendCtrlAltDel() error })
-	return ok
-}
-
 // The counter guest has no keyboard handler: it ignores Ctrl+Alt+Del,
 // so Shutdown runs into its deadline and stops the guest itself.
 func TestShutdownStopsAGuestThatIgnoresIt(t *testing.T) {
@@ -41,17 +34,6 @@ func TestShutdownStopsAGuestThatIgnoresIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	err = v.Shutdown(ctx)
-	if !hasCtrlAltDel(v) {
-		// Until the i8042's Ctrl+Alt+Del is in this tree: Shutdown says
-		// it cannot ask, and leaves the guest as it was.
-		if !errors.Is(err, vmm.ErrNoCtrlAltDel) {
-			t.Fatalf("Shutdown without Ctrl+Alt+Del = %v, want ErrNoCtrlAltDel", err)
-		}
-		if s := v.State(); s != vmm.StatePaused {
-			t.Errorf("state after a refused Shutdown is %v, want it left paused", s)
-		}
-		t.Skip("this VM has no SendCtrlAltDel yet: the deadline path is not reached")
-	}
 	if !errors.Is(err, vmm.ErrShutdownTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown of a guest that ignores Ctrl+Alt+Del = %v, want ErrShutdownTimeout and the deadline", err)
 	}

@@ -5,9 +5,10 @@
 # Start; the guest (tern.action=counter) answers pings, sends TCP and vsock
 # lines and echoes vsock from the host. Then pause, CreateSnapshot (the
 # root image copied while paused, as an orchestrator keeps a snapshot's
-# disk), resume; Shutdown (Ctrl+Alt+Del; StopVMM where this tern cannot
-# send it) and the process exits; then a fresh tern loads the snapshot
-# through WithSnapshot and the guest goes on from where it was. sdklife
+# disk), resume; Shutdown (Ctrl+Alt+Del, which must work; StopVMM only so
+# that a failed one still ends the process) and the process exits; then a
+# fresh tern loads the snapshot through WithSnapshot and the guest goes on
+# from where it was. sdklife
 # waits for a line on its stdin after each step, so that the checks here
 # see the guest between the SDK's calls.
 . "$SCENARIO_DIR/lib.sh"

@@ -2,8 +2,9 @@
 // orchestrator would, for the end-to-end scenario fcsdk.sh in the nested
 // test host: NewMachine with a kernel, an initrd, a root drive, a TAP
 // interface and vsock; Start; pause, CreateSnapshot, resume; Shutdown
-// (Ctrl+Alt+Del) or, where this tern cannot send it, StopVMM; the process
-// exits; then a fresh machine loads the snapshot through WithSnapshot.
+// (Ctrl+Alt+Del; StopVMM if the SDK reports it failed, which the scenario
+// counts as a failure); the process exits; then a fresh machine loads the
+// snapshot through WithSnapshot.
 //
 // The SDK finds tern as firecracker on PATH. Between steps the program
 // prints "step=NAME" and waits for a line on stdin, so that the scenario
