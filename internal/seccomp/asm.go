@@ -13,11 +13,15 @@ import (
 //
 //	ld arch;  jeq X86_64 ? next : kill
 //	ld nr;    jge X32_BIT ? kill : next
-//	per syscall:  jeq NR ? its block : skip it
-//	    block: allow, or per alternative (any one suffices) each
-//	    argument test (all must hold), then allow; after the last
-//	    alternative, deny
+//	per syscall with conditions:  jeq NR ? its block : skip it
+//	    block: per alternative (any one suffices) each argument test
+//	    (all must hold), then allow; after the last alternative,
+//	    deny. Alternatives that each want one argument equal to a
+//	    value (ioctl's requests) test its upper half once and its
+//	    lower half against each value.
+//	per syscall allowed outright:  jeq NR ? allow : next
 //	deny
+//	allow
 
 // Kernel constants (include/uapi/linux/seccomp.h, audit.h, filter.h).
 const (
@@ -108,7 +112,15 @@ func assemble(rules []sysRule, deny uint32) ([]unix.SockFilter, error) {
 		}
 		alts[r.nr] = append(prev, r.conds)
 	}
+	// Syscalls allowed whatever their arguments come last, each a
+	// single jump to one shared allow after the final deny: the
+	// kernel's load time grows with the program's length.
+	var plain []uintptr
 	for _, nr := range order {
+		if a := alts[nr]; len(a) == 1 && len(a[0]) == 0 {
+			plain = append(plain, nr)
+			continue
+		}
 		block, err := syscallBlock(alts[nr], deny)
 		if err != nil {
 			return nil, fmt.Errorf("seccomp: syscall %d: %w", nr, err)
@@ -119,7 +131,13 @@ func assemble(rules []sysRule, deny uint32) ([]unix.SockFilter, error) {
 		prog = append(prog, jump(jeqK, uint32(nr), 0, uint8(len(block))))
 		prog = append(prog, block...)
 	}
-	prog = append(prog, stmt(retK, deny))
+	if len(plain) > 254 {
+		return nil, fmt.Errorf("seccomp: %d syscalls allowed outright are too many to jump over", len(plain))
+	}
+	for i, nr := range plain {
+		prog = append(prog, jump(jeqK, uint32(nr), uint8(len(plain)-i), 0))
+	}
+	prog = append(prog, stmt(retK, deny), stmt(retK, retAllow))
 	if len(prog) > bpfMaxInstructions {
 		return nil, fmt.Errorf("seccomp: the filter has %d instructions, the kernel takes %d", len(prog), bpfMaxInstructions)
 	}
@@ -131,6 +149,9 @@ func assemble(rules []sysRule, deny uint32) ([]unix.SockFilter, error) {
 func syscallBlock(alts [][]cond, deny uint32) ([]unix.SockFilter, error) {
 	if len(alts) == 1 && len(alts[0]) == 0 {
 		return []unix.SockFilter{stmt(retK, retAllow)}, nil
+	}
+	if block, ok := valueSetBlock(alts, deny); ok {
+		return block, nil
 	}
 	var block []unix.SockFilter
 	for _, conds := range alts {
@@ -163,4 +184,32 @@ func syscallBlock(alts [][]cond, deny uint32) ([]unix.SockFilter, error) {
 		block = append(block, stmt(retK, retAllow))
 	}
 	return append(block, stmt(retK, deny)), nil
+}
+
+// valueSetBlock is the short form of a block whose alternatives each ask
+// one argument to equal a value, the same argument with the same upper
+// half (ioctl's requests, socket's families): the upper half is tested
+// once, then the lower half against each value, every match jumping to
+// one allow.
+func valueSetBlock(alts [][]cond, deny uint32) ([]unix.SockFilter, bool) {
+	if len(alts) < 2 || len(alts)+1 > 255 {
+		return nil, false
+	}
+	first := alts[0]
+	for _, conds := range alts {
+		if len(conds) != 1 || conds[0].op != opEqual || conds[0].arg != first[0].arg ||
+			conds[0].value>>32 != first[0].value>>32 || conds[0].arg < 0 || conds[0].arg > 5 {
+			return nil, false
+		}
+	}
+	n := len(alts)
+	offLo := uint32(offArgs + 8*first[0].arg)
+	block := []unix.SockFilter{
+		stmt(ldAbsW, offLo+4), jump(jeqK, uint32(first[0].value>>32), 0, uint8(1+n)),
+		stmt(ldAbsW, offLo),
+	}
+	for i, conds := range alts {
+		block = append(block, jump(jeqK, uint32(conds[0].value), uint8(n-i), 0))
+	}
+	return append(block, stmt(retK, deny), stmt(retK, retAllow)), true
 }
