@@ -36,8 +36,9 @@ func seccompHook(c *cli.Context) (func() error, error) {
 // installSeccomp is the vmm.Config.BeforeRun hook that installs tern's
 // filter in mode.
 func installSeccomp(mode seccomp.Mode) func() error {
+	install := seccomp.Prepare(mode)
 	return func() error {
-		if err := seccomp.Install(mode); err != nil {
+		if err := install(); err != nil {
 			return fmt.Errorf("%w (--no-seccomp runs without it)", err)
 		}
 		logger.WithField("mode", mode.String()).Info("seccomp filter installed on every thread")

@@ -82,14 +82,37 @@ func Usable() error {
 // Install puts the filter for mode on every thread of this process. It
 // sets no_new_privs first, which the kernel requires of a process without
 // CAP_SYS_ADMIN; the bit then holds for good, as does the filter.
-func Install(mode Mode) error {
-	if err := Usable(); err != nil {
-		return err
+func Install(mode Mode) error { return Prepare(mode)() }
+
+// Prepare assembles the filter for mode on another goroutine and returns
+// what installs it (as Install does) once it is assembled: a monitor
+// prepares it while it builds the VM, so that only the installation
+// stands between the built VM and the guest's first instruction.
+func Prepare(mode Mode) func() error {
+	type result struct {
+		prog []unix.SockFilter
+		err  error
 	}
-	prog, err := Program(mode, unix.Getpid())
-	if err != nil {
-		return err
+	done := make(chan result, 1)
+	go func() {
+		prog, err := Program(mode, unix.Getpid())
+		done <- result{prog, err}
+	}()
+	return func() error {
+		r := <-done
+		done <- r // a second call sees the same program
+		if err := Usable(); err != nil {
+			return err
+		}
+		if r.err != nil {
+			return r.err
+		}
+		return installProgram(r.prog)
 	}
+}
+
+// installProgram sets no_new_privs and installs prog on every thread.
+func installProgram(prog []unix.SockFilter) error {
 	// no_new_privs is a thread's attribute and the kernel checks the
 	// calling thread's: both calls must be made from one thread.
 	runtime.LockOSThread()
