@@ -62,7 +62,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:            "tern",
 		Usage:           "boot and run Linux microVMs on KVM",
 		Version:         version,
@@ -87,6 +87,8 @@ func newApp() *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	cacheFlagNames(app)
+	return app
 }
 
 var logger = func() *logrus.Logger {
