@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -20,20 +19,19 @@ import (
 // platform is the set of emulated devices and the buses vCPU exits are
 // dispatched on.
 type platform struct {
-	vm       *VM
-	log      logrus.FieldLogger
-	pio      *devices.Bus
-	mmio     *devices.Bus
-	serial   *devices.Serial
-	console  *consoleBuffer // between the UART and Config.Console
-	rtc      *devices.RTC
-	i8042    *devices.I8042
-	irqs     []*irqLine
-	virtio   []*virtioSlot
-	balloon  *balloon.Device
-	mmds     *mmds.Service // nil without Config.MMDS
-	limits   rateLimited   // the devices whose rate limits can change
-	firstRun sync.Once
+	vm      *VM
+	log     logrus.FieldLogger
+	pio     *devices.Bus
+	mmio    *devices.Bus
+	serial  *devices.Serial
+	console *consoleBuffer // between the UART and Config.Console
+	rtc     *devices.RTC
+	i8042   *devices.I8042
+	irqs    []*irqLine
+	virtio  []*virtioSlot
+	balloon *balloon.Device
+	mmds    *mmds.Service // nil without Config.MMDS
+	limits  rateLimited   // the devices whose rate limits can change
 
 	// unhandled remembers the latest unhandled addresses, to log each
 	// once while remembered; its size is fixed whatever the guest

@@ -437,17 +437,20 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
 	}
-	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
-		return nil, fmt.Errorf("get supported CPUID: %w", err)
+	// Asked on another thread while this one creates the VM.
+	cpuid := supportedCPUIDAsync(v.sys)
+	if err := v.createVM(); err != nil {
+		cpuid() // its ioctl must end before the KVM fd closes
+		return nil, err
+	}
+	if v.cpuid, err = cpuid(); err != nil {
+		return nil, err
 	}
 	if err := checkTemplateHost(cfg.CPUTemplate, v.sys, v.cpuid); err != nil {
 		return nil, fmt.Errorf("cannot restore on this host: %w", err)
 	}
 	if err := checkGuestCPUs(v.cpuid, ls.cfg.HostCPUID, cfg.CPUTemplate, ls.vcpus); err != nil {
 		return nil, fmt.Errorf("cannot restore on this host: %w", err)
-	}
-	if err := v.createVM(); err != nil {
-		return nil, err
 	}
 	mark("vm")
 	if v.mem, err = memory.FromFile(ls.memPath, cfg.MemoryBytes); err != nil {
@@ -461,11 +464,16 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err := v.createIRQChips(); err != nil {
 		return nil, err
 	}
+	// The vCPUs' threads create them while this one loads the state.
+	v.spawnVCPUs()
 	mark("irqchip")
 	if err := v.loadState(ls, called); err != nil {
 		return nil, err
 	}
 	mark("devices")
+	// The saved state is final: the vCPUs take it while the caller goes
+	// on to Start.
+	v.configureVCPUs()
 	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(v.restored.advanceNS).Round(time.Millisecond).String()}).
 		WithField("done-at", strings.Join(phases, ",")).Info("snapshot loaded")
 	return v, nil

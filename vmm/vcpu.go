@@ -43,13 +43,30 @@ type vcpu struct {
 
 	cpuid  []kvm.CPUIDEntry2 // what the guest sees, set once configured
 	tscKHz uint32            // the guest's TSC rate, set once configured (0: unknown)
+
+	ranOnce   bool      // the thread has entered the guest (logged once)
+	bootSregs kvm.Sregs // the boot vCPU's, read by prepare for configure
 }
 
-// createVCPUs creates and configures every vCPU, each on its own thread,
-// and waits until all are ready; none runs guest code until releaseVCPUs.
-// A failure in one fails the whole set (and releases none of them to run).
-func (v *VM) createVCPUs() error {
+// spawnVCPUs starts every vCPU's thread, which creates its KVM vCPU at
+// once (and prepares a fresh one) and then waits for configureVCPUs. New,
+// Restore and an incoming migration call it as soon as the interrupt
+// controllers exist, so that thread and vCPU creation overlap the rest of
+// the build. Only the first call does anything.
+func (v *VM) spawnVCPUs() {
+	v.vcpuMu.Lock()
+	defer v.vcpuMu.Unlock()
+	if v.vcpus != nil {
+		return
+	}
+	// A VM that New builds gives its vCPUs their boot state, part of it
+	// (CPUID, MSRs, FPU, LAPIC) before the kernel is loaded; a restored
+	// or incoming one gives them the saved state, all at configure time.
+	fresh := v.guestCPUIDs != nil
 	ready := make(chan error, v.cfg.CPUs)
+	// configure is buffered: a VM closed before its vCPUs were
+	// configured tells them to end without waiting for them.
+	configure := make(chan bool, v.cfg.CPUs)
 	release := make(chan bool)
 	cs := make([]*vcpu, v.cfg.CPUs)
 	for i := range cs {
@@ -57,15 +74,45 @@ func (v *VM) createVCPUs() error {
 		cs[i].done.Add(1)
 	}
 	// A Stop from another goroutine may read the list at any time.
-	v.vcpuMu.Lock()
 	v.vcpus = cs
-	v.release = release
-	v.vcpuMu.Unlock()
+	v.configure, v.ready, v.release = configure, ready, release
 	for _, c := range cs {
-		go c.thread(ready, release)
+		go c.thread(fresh, configure, ready, release)
+	}
+}
+
+// configureVCPUs lets the spawned vCPUs take the VM's boot state (or
+// restored state), which must be final, without waiting for them. Only
+// the first call does anything.
+func (v *VM) configureVCPUs() {
+	v.vcpuMu.Lock()
+	configure, n := v.configure, len(v.vcpus)
+	v.configure = nil
+	v.vcpuMu.Unlock()
+	if configure == nil {
+		return
+	}
+	for range n {
+		configure <- true
+	}
+}
+
+// createVCPUs creates and configures every vCPU (what spawnVCPUs and
+// configureVCPUs did not start yet), each on its own thread, and waits
+// until all are ready; none runs guest code until releaseVCPUs. A failure
+// in one fails the whole set (and releases none of them to run).
+func (v *VM) createVCPUs() error {
+	v.spawnVCPUs()
+	v.configureVCPUs()
+	v.vcpuMu.Lock()
+	ready, n := v.ready, len(v.vcpus)
+	v.ready = nil
+	v.vcpuMu.Unlock()
+	if ready == nil {
+		return errors.New("vCPUs already configured or ended")
 	}
 	var firstErr error
-	for range v.cfg.CPUs {
+	for range n {
 		if err := <-ready; err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -76,13 +123,29 @@ func (v *VM) createVCPUs() error {
 	return firstErr
 }
 
-// releaseVCPUs lets the created vCPUs run (run true) or makes their
-// threads end (false). Only the first call does anything.
+// vcpusConfigured reports whether createVCPUs has configured the vCPUs.
+func (v *VM) vcpusConfigured() bool {
+	v.vcpuMu.Lock()
+	defer v.vcpuMu.Unlock()
+	return v.vcpus != nil && v.configure == nil && v.ready == nil
+}
+
+// releaseVCPUs lets the configured vCPUs run (run true) or makes their
+// threads end (false), configured or not. Only the first call does
+// anything.
 func (v *VM) releaseVCPUs(run bool) {
 	v.vcpuMu.Lock()
-	release, n := v.release, len(v.vcpus)
-	v.release = nil
+	configure, release, n := v.configure, v.release, len(v.vcpus)
+	v.configure, v.release = nil, nil
 	v.vcpuMu.Unlock()
+	if configure != nil {
+		// Never configured: the threads end at their configure
+		// step and never read release.
+		for range n {
+			configure <- false
+		}
+		return
+	}
 	if release == nil {
 		return
 	}
@@ -103,7 +166,7 @@ func (v *VM) joinVCPUs() {
 // thread is the body of a vCPU's OS thread. The thread is never unlocked:
 // when the goroutine returns, the runtime discards the thread, and with it
 // any signal or KVM state tied to it.
-func (c *vcpu) thread(ready chan<- error, release <-chan bool) {
+func (c *vcpu) thread(fresh bool, configure <-chan bool, ready chan<- error, release <-chan bool) {
 	defer c.done.Done()
 	runtime.LockOSThread()
 	c.mu.Lock()
@@ -111,6 +174,15 @@ func (c *vcpu) thread(ready chan<- error, release <-chan bool) {
 	c.mu.Unlock()
 	defer c.release()
 	err := c.create()
+	if err == nil && fresh {
+		err = c.prepare()
+	}
+	if !<-configure {
+		return
+	}
+	if err == nil {
+		err = c.configure(fresh)
+	}
 	ready <- err
 	if !<-release || err != nil {
 		return
@@ -131,35 +203,28 @@ func (c *vcpu) create() error {
 	c.mu.Lock()
 	c.kickable = k
 	c.mu.Unlock()
-	if err := c.configure(); err != nil {
+	return nil
+}
+
+// prepare gives a fresh vCPU the state that does not depend on the guest
+// loaded: CPUID (the template first, then tern's topology and the bits
+// its devices need, as Firecracker normalises CPUID after its template),
+// the MSRs firmware would leave, FPU and LAPIC lines. The boot vCPU also
+// reads its segment registers for configure.
+func (c *vcpu) prepare() error {
+	if err := c.prepareState(); err != nil {
 		return fmt.Errorf("configure vCPU %d: %w", c.id, err)
-	}
-	// A migration tells its destination, which must be able to keep it.
-	if khz, err := c.kvm.GetTSCKHz(); err == nil {
-		c.tscKHz = khz
 	}
 	return nil
 }
 
-// configure sets the state every vCPU starts with (CPUID, MSRs, FPU, LAPIC
-// lines) and, on the boot vCPU, the registers of the kernel's entry. The
-// other vCPUs wait in the in-kernel LAPIC for the guest's INIT/SIPI.
-func (c *vcpu) configure() error {
+func (c *vcpu) prepareState() error {
 	v := c.vm
-	if r := v.restored; r != nil {
-		if err := c.restoreState(r.vcpus[c.id], r.advanceNS); err != nil {
-			return err
-		}
-		c.cpuid = r.vcpus[c.id].CPUID
-		// Tell the guest's kvmclock it was stopped, so its watchdogs
-		// do not count the time saved as a lockup. A guest not using
-		// kvmclock refuses, which changes nothing.
-		_ = c.kvm.KVMClockCtrl()
-		return nil
+	guest, err := v.guestCPUIDs()
+	if err != nil {
+		return err // New reports it too
 	}
-	// The template first, then tern's topology and the bits its devices
-	// need, as Firecracker normalises CPUID after its template.
-	c.cpuid = shapeCPUID(v.guestCPUID, c.id, v.cfg.CPUs)
+	c.cpuid = shapeCPUID(guest, c.id, v.cfg.CPUs)
 	if err := c.kvm.SetCPUID2(c.cpuid); err != nil {
 		return fmt.Errorf("set CPUID: %w", err)
 	}
@@ -187,13 +252,53 @@ func (c *vcpu) configure() error {
 	if err := c.setLAPICLines(); err != nil {
 		return err
 	}
+	// A migration tells its destination, which must be able to keep it.
+	if khz, err := c.kvm.GetTSCKHz(); err == nil {
+		c.tscKHz = khz
+	}
+	if c.id == 0 {
+		if c.bootSregs, err = c.kvm.GetSregs(); err != nil {
+			return fmt.Errorf("get sregs: %w", err)
+		}
+	}
+	return nil
+}
+
+// configure gives a prepared fresh vCPU, if it is the boot vCPU, the
+// registers of the kernel's entry (the others wait in the in-kernel LAPIC
+// for the guest's INIT/SIPI); or a restored or incoming vCPU its saved
+// state.
+func (c *vcpu) configure(fresh bool) error {
+	if err := c.configureState(fresh); err != nil {
+		return fmt.Errorf("configure vCPU %d: %w", c.id, err)
+	}
+	return nil
+}
+
+func (c *vcpu) configureState(fresh bool) error {
+	v := c.vm
+	if !fresh {
+		r := v.restored
+		if r == nil {
+			return errors.New("no saved state to restore")
+		}
+		if err := c.restoreState(r.vcpus[c.id], r.advanceNS); err != nil {
+			return err
+		}
+		c.cpuid = r.vcpus[c.id].CPUID
+		// Tell the guest's kvmclock it was stopped, so its watchdogs
+		// do not count the time saved as a lockup. A guest not using
+		// kvmclock refuses, which changes nothing.
+		_ = c.kvm.KVMClockCtrl()
+		if khz, err := c.kvm.GetTSCKHz(); err == nil {
+			c.tscKHz = khz
+		}
+		return nil
+	}
 	if c.id != 0 {
 		return nil
 	}
-	sregs, err := c.kvm.GetSregs()
-	if err != nil {
-		return fmt.Errorf("get sregs: %w", err)
-	}
+	sregs := c.bootSregs
 	applySregs(&sregs, v.boot)
 	if err := c.kvm.SetSregs(sregs); err != nil {
 		return fmt.Errorf("set sregs: %w", err)
@@ -287,6 +392,23 @@ func (c *vcpu) release() {
 	c.kickable, c.tid = nil, 0
 }
 
+// logFirstRun logs when the boot vCPU first entered the guest: since the
+// process started (or the restore was asked for) and, at debug level, the
+// steps Start took.
+func (v *VM) logFirstRun(at time.Time) {
+	if v.restored != nil {
+		v.log.WithFields(logrus.Fields{
+			"since_request": at.Sub(v.cfg.Started).String(), "since_restore_call": at.Sub(v.restored.called).String(),
+		}).Info("first KVM_RUN after restore (restore latency)")
+		return
+	}
+	if s := v.startSteps; s != nil {
+		s.last = s.markAt("release", at)
+		v.log.WithField("steps", s.String()).Debug("VM started")
+	}
+	v.log.WithField("since_start", at.Sub(v.cfg.Started).String()).Info("first KVM_RUN")
+}
+
 // loop runs the vCPU until the VM stops or the guest does something that
 // ends it.
 func (c *vcpu) loop() error {
@@ -297,16 +419,12 @@ func (c *vcpu) loop() error {
 			return nil
 		default:
 		}
-		if c.id == 0 {
-			v.plat.firstRun.Do(func() {
-				if v.restored != nil {
-					v.log.WithFields(logrus.Fields{
-						"since_request": v.since().String(), "since_restore_call": time.Since(v.restored.called).String(),
-					}).Info("first KVM_RUN after restore (restore latency)")
-					return
-				}
-				v.log.WithField("since_start", v.since().String()).Info("first KVM_RUN")
-			})
+		if c.id == 0 && !c.ranOnce {
+			// Logged on another goroutine: the line costs tens of
+			// microseconds the guest need not wait for, and a guest
+			// that halts at once never returns from this KVM_RUN.
+			c.ranOnce = true
+			go v.logFirstRun(time.Now())
 		}
 		exit, err := c.kvm.Run()
 		if errors.Is(err, unix.EAGAIN) {

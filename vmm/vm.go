@@ -70,10 +70,11 @@ type VM struct {
 	kernel *boot.Kernel
 	boot   boot.CPUState
 	cpuid  []kvm.CPUIDEntry2 // what KVM supports on this host
-	// guestCPUID is cpuid with the CPU template applied, what a booting
-	// vCPU's CPUID is shaped from.
-	guestCPUID []kvm.CPUIDEntry2
-	mmap       int
+	// guestCPUIDs waits for cpuid with the CPU template applied, what a
+	// booting vCPU's CPUID is shaped from (nil in a restored or incoming
+	// VM, whose vCPUs keep their saved CPUID).
+	guestCPUIDs func() ([]kvm.CPUIDEntry2, error)
+	mmap        int
 
 	plat *platform
 
@@ -82,10 +83,15 @@ type VM struct {
 	stopErr    error
 	stopped    chan struct{}
 
-	vcpuMu  sync.Mutex // guards vcpus and release, set by createVCPUs
-	vcpus   []*vcpu
-	release chan bool // lets created vCPUs run; nil once used
-	started bool      // Start ran (guarded by lifeMu)
+	vcpuMu sync.Mutex // guards vcpus and the channels below, set by spawnVCPUs
+	vcpus  []*vcpu
+	// configure lets spawned vCPUs configure themselves (true) or end
+	// (false), and ready brings their answers; release then lets the
+	// configured vCPUs run. Each is nil once used.
+	configure chan bool
+	ready     chan error
+	release   chan bool
+	started   bool // Start ran (guarded by lifeMu)
 
 	lifeMu  sync.Mutex // serialises Pause, Resume and Snapshot; guards life
 	life    pauseState
@@ -93,7 +99,10 @@ type VM struct {
 	pausing atomic.Bool // vCPUs park at their next interrupted exit
 
 	restored *restoredState // set by Restore: what the vCPUs start from
-	dirtyLog bool           // memory slots log dirty pages (diff snapshots)
+	// startSteps times Start for the debug log; the boot vCPU ends it
+	// at its first KVM_RUN.
+	startSteps *stepTimer
+	dirtyLog   bool // memory slots log dirty pages (diff snapshots)
 	// pendingDirty holds pages a failed migration took from the dirty
 	// log of a VM that tracks them for diff snapshots.
 	pendingDirty snapshot.Bitmap
@@ -141,6 +150,20 @@ func New(cfg Config) (_ *VM, err error) {
 	// KVM_GET_SUPPORTED_CPUID takes about 0.4 ms here and needs nothing
 	// but /dev/kvm: ask on another thread while this one builds the VM.
 	cpuid = supportedCPUIDAsync(v.sys)
+	v.guestCPUIDs = sync.OnceValues(func() ([]kvm.CPUIDEntry2, error) {
+		host, err := cpuid()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkTemplateHost(cfg.CPUTemplate, v.sys, host); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		guest, err := templatedCPUID(cfg.CPUTemplate, host)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		return guest, nil
+	})
 	if err := v.createVM(); err != nil {
 		return nil, err
 	}
@@ -156,6 +179,8 @@ func New(cfg Config) (_ *VM, err error) {
 	if err := v.createIRQChips(); err != nil {
 		return nil, err
 	}
+	// The vCPUs' threads create them while this one builds the rest.
+	v.spawnVCPUs()
 	steps.mark("irqchip")
 	// Devices come first: the ACPI tables loadGuest writes describe them.
 	if v.plat, err = newPlatform(v); err != nil {
@@ -166,16 +191,14 @@ func New(cfg Config) (_ *VM, err error) {
 		return nil, err
 	}
 	steps.mark("load-guest")
-	if v.cpuid, err = cpuid(); err != nil {
+	if _, err := v.guestCPUIDs(); err != nil {
 		return nil, err
 	}
-	if err := checkTemplateHost(cfg.CPUTemplate, v.sys, v.cpuid); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	if v.guestCPUID, err = templatedCPUID(cfg.CPUTemplate, v.cpuid); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
+	v.cpuid, _ = cpuid()
 	steps.mark("cpuid-wait")
+	// The boot state is final: the vCPUs take it while the caller goes
+	// on to Start.
+	v.configureVCPUs()
 	v.log.WithFields(logrus.Fields{"since_start": v.since().String(), "steps": steps.String()}).Debug("VM built")
 	return v, nil
 }
@@ -210,10 +233,12 @@ type stepTimer struct {
 
 func newStepTimer(start time.Time) *stepTimer { return &stepTimer{last: start} }
 
-func (s *stepTimer) mark(name string) {
-	now := time.Now()
-	s.steps = append(s.steps, name+"="+now.Sub(s.last).Round(time.Microsecond).String())
-	s.last = now
+func (s *stepTimer) mark(name string) { s.last = s.markAt(name, time.Now()) }
+
+// markAt notes a step that ended at t and returns t.
+func (s *stepTimer) markAt(name string, t time.Time) time.Time {
+	s.steps = append(s.steps, name+"="+t.Sub(s.last).Round(time.Microsecond).String())
+	return t
 }
 
 func (s *stepTimer) String() string { return strings.Join(s.steps, ",") }
@@ -406,16 +431,15 @@ func (v *VM) Start() error {
 	if v.started {
 		return nil
 	}
-	v.vcpuMu.Lock()
-	created := v.vcpus != nil
-	v.vcpuMu.Unlock()
-	if !created {
+	steps := newStepTimer(time.Now())
+	if !v.vcpusConfigured() {
 		if err := v.createVCPUs(); err != nil {
 			v.requestStop(0, err)
 			v.joinVCPUs()
 			return err
 		}
 	}
+	steps.mark("vcpus")
 	if run := v.cfg.BeforeRun; run != nil {
 		if err := run(); err != nil {
 			err = fmt.Errorf("before the guest runs: %w", err)
@@ -424,7 +448,9 @@ func (v *VM) Start() error {
 			v.joinVCPUs()
 			return err
 		}
+		steps.mark("before-run")
 	}
+	v.startSteps = steps
 	// Before the vCPUs run: a guest that stops at once must find the VM
 	// running, or its Stopped event would be lost.
 	v.setState(StateRunning)
