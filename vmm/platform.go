@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -32,6 +33,9 @@ type platform struct {
 	balloon *balloon.Device
 	mmds    *mmds.Service // nil without Config.MMDS
 	limits  rateLimited   // the devices whose rate limits can change
+	// vcpuLogs are the lines a vCPU's thread handed to another goroutine
+	// to write.
+	vcpuLogs sync.WaitGroup
 
 	// unhandled remembers the latest unhandled addresses, to log each
 	// once while remembered; its size is fixed whatever the guest
@@ -206,10 +210,19 @@ func (p *platform) bootDone(d time.Duration) {
 	if dropped > 0 {
 		l = l.WithField("dropped", dropped)
 	}
-	l.Info("guest signalled boot done (boot-time)")
+	// Written on another goroutine: this runs on the vCPU's thread,
+	// which must not wait on a log's output (a full pipe, a slow
+	// terminal) while the guest waits on it. The limiter bounds the
+	// goroutines as it bounds the lines; close waits for them.
+	p.vcpuLogs.Add(1)
+	go func() {
+		defer p.vcpuLogs.Done()
+		l.Info("guest signalled boot done (boot-time)")
+	}()
 }
 
 func (p *platform) close() error {
+	waitTimeout(&p.vcpuLogs, consoleFlushTimeout)
 	if p.console != nil {
 		p.console.Close(consoleFlushTimeout)
 		if n := p.console.Dropped(); n > 0 {
@@ -265,4 +278,17 @@ func (l *irqLine) close(vm *kvm.VM) error {
 		err = cerr
 	}
 	return err
+}
+
+// waitTimeout waits for wg, or for d to pass.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
