@@ -434,11 +434,16 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		}
 	}()
 	mark("read")
-	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
-		return nil, err
+	var cpuid func() ([]kvm.CPUIDEntry2, error)
+	if p := takePreparedHost(cfg.KVMPath); p != nil {
+		v.sys, v.vm, v.mmap, cpuid = p.sys, p.vm, p.mmap, p.cpuid
+	} else {
+		if v.sys, err = openKVM(cfg.KVMPath); err != nil {
+			return nil, err
+		}
+		// Asked on another thread while this one creates the VM.
+		cpuid = supportedCPUIDAsync(v.sys)
 	}
-	// Asked on another thread while this one creates the VM.
-	cpuid := supportedCPUIDAsync(v.sys)
 	if err := v.createVM(); err != nil {
 		cpuid() // its ioctl must end before the KVM fd closes
 		return nil, err

@@ -143,13 +143,18 @@ func New(cfg Config) (_ *VM, err error) {
 	if err := checkHostMemory(cfg.MemoryBytes); err != nil {
 		return nil, err
 	}
-	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
-		return nil, err
+	if p := takePreparedHost(cfg.KVMPath); p != nil {
+		v.sys, v.vm, v.mmap, cpuid = p.sys, p.vm, p.mmap, p.cpuid
+	} else {
+		if v.sys, err = openKVM(cfg.KVMPath); err != nil {
+			return nil, err
+		}
+		// KVM_GET_SUPPORTED_CPUID takes about 0.4 ms here and needs
+		// nothing but /dev/kvm: ask on another thread while this one
+		// builds the VM.
+		cpuid = supportedCPUIDAsync(v.sys)
 	}
 	steps.mark("open-kvm")
-	// KVM_GET_SUPPORTED_CPUID takes about 0.4 ms here and needs nothing
-	// but /dev/kvm: ask on another thread while this one builds the VM.
-	cpuid = supportedCPUIDAsync(v.sys)
 	v.guestCPUIDs = sync.OnceValues(func() ([]kvm.CPUIDEntry2, error) {
 		host, err := cpuid()
 		if err != nil {
@@ -247,22 +252,14 @@ func (s *stepTimer) String() string { return strings.Join(s.steps, ",") }
 // map pages. The in-kernel interrupt controllers and PIT come later, from
 // createIRQChips, once the guest RAM is registered.
 func (v *VM) createVM() error {
-	cfg := v.cfg
-	var err error
-	if v.vm, err = v.sys.CreateVM(); err != nil {
-		return fmt.Errorf("create VM: %w", err)
+	if v.vm == nil {
+		var err error
+		if v.vm, v.mmap, err = createKVMVM(v.sys); err != nil {
+			return err
+		}
 	}
-	if n, err := v.sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && n > 0 && cfg.CPUs > n {
-		return fmt.Errorf("%w: %d vCPUs requested, this host's KVM allows %d", ErrInvalidConfig, cfg.CPUs, n)
-	}
-	if v.mmap, err = v.sys.VCPUMmapSize(); err != nil {
-		return fmt.Errorf("get vCPU mmap size: %w", err)
-	}
-	if err := v.vm.SetTSSAddr(boot.TSSAddr); err != nil {
-		return fmt.Errorf("set TSS address: %w", err)
-	}
-	if err := v.vm.SetIdentityMapAddr(boot.IdentityMapAddr); err != nil {
-		return fmt.Errorf("set identity map address: %w", err)
+	if n, err := v.sys.CheckExtension(kvm.CapMaxVCPUs); err == nil && n > 0 && v.cfg.CPUs > n {
+		return fmt.Errorf("%w: %d vCPUs requested, this host's KVM allows %d", ErrInvalidConfig, v.cfg.CPUs, n)
 	}
 	return nil
 }

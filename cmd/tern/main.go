@@ -43,9 +43,11 @@ func main() {
 // runMain runs the CLI and turns its outcome into an exit status, printing
 // any error as one line on stderr.
 func runMain(args []string, stdout, stderr io.Writer) int {
+	args = firecrackerArgs(args)
+	prepareHost(args)
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
-	err := app.Run(firecrackerArgs(args))
+	err := app.Run(args)
 	if err == nil {
 		return 0
 	}
