@@ -37,6 +37,9 @@ type Proc struct {
 	Log  string
 	Done chan struct{} // closed once the process is reaped
 	Err  error         // its exit, valid after done
+	// Started is when fork/exec began, after its log file was made:
+	// what a start-up figure counts from.
+	Started time.Time
 }
 
 // Start starts argv as name, its output to logPath (stdout to stdout if
@@ -58,11 +61,12 @@ func (ps *Procs) Start(name, logPath string, stdout io.Writer, argv ...string) (
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
 	}
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, argv[0], err)
 	}
-	p := &Proc{Name: name, Cmd: cmd, Log: logPath, Done: make(chan struct{})}
+	p := &Proc{Name: name, Cmd: cmd, Log: logPath, Done: make(chan struct{}), Started: started}
 	ps.mu.Lock()
 	if ps.live == nil {
 		ps.live = map[*Proc]bool{}

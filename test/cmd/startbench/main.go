@@ -153,7 +153,8 @@ func qemuArgs(kernel, memory, serial string) []string {
 }
 
 // firstByte starts argv with its stdout on a pipe and returns the time
-// from just before fork/exec to the first byte read, after checking the
+// from just before fork/exec (after its log file was made) to the first
+// byte read, after checking the
 // whole hello line arrives. The process is stopped before it returns.
 func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time.Duration, error) {
 	pr, pw, err := os.Pipe()
@@ -161,7 +162,6 @@ func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time
 		return 0, err
 	}
 	defer pr.Close()
-	began := time.Now()
 	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), pw, argv...)
 	pw.Close()
 	if err != nil {
@@ -173,7 +173,7 @@ func (b *bench) firstByte(ctx context.Context, name string, argv []string) (time
 	if _, err := io.ReadFull(pr, one); err != nil {
 		return 0, p.Failed(fmt.Errorf("read the console's first byte: %w", err))
 	}
-	took := time.Since(began)
+	took := time.Since(p.Started)
 	var out bytes.Buffer
 	out.Write(one)
 	buf := make([]byte, 256)
@@ -449,7 +449,6 @@ func (b *bench) snapshot(ctx context.Context, snap string) error {
 // restoreOnce restores snap and returns tern's own since_request figure
 // and the time until the bench read that log line.
 func (b *bench) restoreOnce(ctx context.Context, name, snap string) (time.Duration, time.Duration, error) {
-	began := time.Now()
 	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "--log-level", "debug",
 		"snapshot", "restore", "--dir", snap, "--console", "none", "--trust-snapshot-paths")
 	if err != nil {
@@ -470,7 +469,7 @@ func (b *bench) restoreOnce(ctx context.Context, name, snap string) (time.Durati
 		}
 		return false, nil
 	})
-	seen := time.Since(began)
+	seen := time.Since(p.Started)
 	if err != nil {
 		return 0, 0, p.Failed(err)
 	}
