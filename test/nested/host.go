@@ -198,10 +198,25 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	}
 	rc, err := scenarioRC(out)
 	if err != nil {
+		if hostPanicked(out) {
+			err = fmt.Errorf("%w: its kernel panicked (%v)", ErrHostWedged, err)
+		}
 		return nil, fmt.Errorf("scenario %s: %w; console ends:\n%s", job.Entry, err, tail(out, 40))
 	}
 	return &Result{Output: out, RC: rc}, nil
 }
+
+// hostPanic is the test host kernel's panic line as its console shows it,
+// at the start of a line: a guest's panic, which a scenario may print,
+// comes indented or prefixed.
+var hostPanic = regexp.MustCompile(`(?m)^\[\s*\d+\.\d+\] Kernel panic - not syncing`)
+
+// hostPanicked says whether a test host that ended without reporting
+// its scenario's exit status did so because its own kernel panicked:
+// like a soft lockup, nothing a user process does panics a sound kernel
+// (seen: a stack guard page hit inside exc_page_fault, in QEMU's and in
+// tern's process), so it is the emulated test host failing.
+func hostPanicked(console string) bool { return hostPanic.MatchString(console) }
 
 // The test host's /init writes a line to its second serial port every
 // heartbeatEvery; the harness polls the file behind that port and calls a

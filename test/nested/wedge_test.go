@@ -165,3 +165,22 @@ func TestRunOnFreshHostsRerunsOnlyWedgedRuns(t *testing.T) {
 		})
 	}
 }
+
+// A test host whose own kernel panicked is a wedged host; a guest's panic
+// that a scenario printed is not.
+func TestHostPanickedTellsTheHostsPanicFromAGuests(t *testing.T) {
+	for _, tc := range []struct {
+		console string
+		want    bool
+	}{
+		{"[   60.185222] BUG: TASK stack guard page was hit at 00000000d5f957e6\n[   60.293516] Kernel panic - not syncing: corrupted stack end detected inside scheduler\n[   60.294472] Kernel Offset: disabled\n", true},
+		{"[ 5.1] Kernel panic - not syncing: Fatal exception\n", true},
+		{"SCENARIO-CHECK ok boot\n        [    2.100000] Kernel panic - not syncing: VFS: Unable to mount root fs\n", false},
+		{"[source guest] [    2.100000] Kernel panic - not syncing: VFS: Unable to mount root fs\n", false},
+		{"[   12.000000] kvm: SMP vm created on host with unstable TSC\n", false},
+	} {
+		if got := hostPanicked(tc.console); got != tc.want {
+			t.Errorf("hostPanicked(%q) = %v, want %v", tc.console, got, tc.want)
+		}
+	}
+}

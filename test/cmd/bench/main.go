@@ -76,7 +76,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	res, err := env.Backend.Run(ctx, nested.Job{Files: files, Entry: "bench.sh", Tern: env.Tern})
+	// A test host that wedges or panics is the emulator failing, not
+	// tern: a second, fresh host runs the bench again.
+	res, err := nested.RunOnFreshHosts(ctx, env.Backend, nested.Job{Files: files, Entry: "bench.sh", Tern: env.Tern}, 2, 7*time.Minute, func(msg string) {
+		fmt.Println("bench:", msg)
+	})
 	if err == nil && customizeErr != nil {
 		err = fmt.Errorf("QEMU for the test host: %w", customizeErr)
 	}
