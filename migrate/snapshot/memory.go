@@ -91,6 +91,7 @@ func WriteMemorySparse(f *os.File, regions [][]byte, candidates Bitmap) (MemoryS
 	if err := resetFile(f, total); err != nil {
 		return st, fmt.Errorf("memory file: %w", err)
 	}
+	w := newPageWriter(f)
 	var first uint64 // page number of the current region's first page
 	for _, r := range regions {
 		end := first + uint64(len(r))/PageSize
@@ -103,7 +104,7 @@ func WriteMemorySparse(f *os.File, regions [][]byte, candidates Bitmap) (MemoryS
 				}
 			}
 			lo, hi := int(start-first)*PageSize, int(start-first+n)*PageSize
-			stored, err := writeNonZero(f, r[lo:hi], int64(start*PageSize))
+			stored, err := writeNonZero(w, r[lo:hi], int64(start*PageSize))
 			if err != nil {
 				return st, err
 			}
@@ -122,7 +123,7 @@ func WriteMemorySparse(f *os.File, regions [][]byte, candidates Bitmap) (MemoryS
 
 // writeNonZero writes the non-zero pages of b at file offset off, each run
 // of consecutive ones in one write, and returns how many it wrote.
-func writeNonZero(f *os.File, b []byte, off int64) (uint64, error) {
+func writeNonZero(w *pageWriter, b []byte, off int64) (uint64, error) {
 	var stored uint64
 	run := -1 // start of the current run of non-zero pages, or -1
 	for o := 0; o <= len(b); o += PageSize {
@@ -134,7 +135,7 @@ func writeNonZero(f *os.File, b []byte, off int64) (uint64, error) {
 			continue
 		}
 		if run >= 0 {
-			if _, err := f.WriteAt(b[run:o], off+int64(run)); err != nil {
+			if err := w.writeAt(b[run:o], off+int64(run)); err != nil {
 				return stored, fmt.Errorf("memory file: %w", err)
 			}
 			run = -1
@@ -161,6 +162,7 @@ func WriteMemoryDiff(f *os.File, regions [][]byte, dirty Bitmap) (MemoryStats, e
 	if err := resetFile(f, total); err != nil {
 		return st, fmt.Errorf("memory file: %w", err)
 	}
+	w := newPageWriter(f)
 	var first uint64 // page number of the current region's first page
 	for _, r := range regions {
 		end := first + uint64(len(r))/PageSize
@@ -170,7 +172,7 @@ func WriteMemoryDiff(f *os.File, regions [][]byte, dirty Bitmap) (MemoryStats, e
 				break
 			}
 			lo, hi := (start-first)*PageSize, (start-first+n)*PageSize
-			if _, err := f.WriteAt(r[lo:hi], int64(start*PageSize)); err != nil {
+			if err := w.writeAt(r[lo:hi], int64(start*PageSize)); err != nil {
 				return st, fmt.Errorf("memory file: %w", err)
 			}
 			st.StoredPages += n
