@@ -6,18 +6,20 @@
 //     should cost milliseconds, not a read of 2 GiB.
 //   - touched: a full snapshot of a 2 GiB dirty guest that has written
 //     every page of 512 MiB, beside writing 512 MiB to a fresh file in
-//     the same directory the way tern writes its memory file (from 512
-//     MiB of distinct memory, 4 MiB writes, fsync, rename, fsync of the
-//     directory). The ratio is the
-//     figure: at most 1.25 is the goal. Each run's pair is printed. Both
-//     writers get the same page cache: before each measured write, 512
-//     MiB are written to a scratch file and deleted, untimed. On the
-//     development machines (themselves guests that report free pages to
-//     their host, virtio-balloon free page reporting) writing into page
-//     cache made of never-used or long-freed pages costs four times what
-//     writing into just-freed ones does (dd of 512 MiB: 1.3-1.6 s against
-//     0.34 s), and which of the two a writer got decided whether a tern
-//     run took 0.36 s or 1-2 s.
+//     the same directory (from 512 MiB of distinct memory, 4 MiB writes,
+//     fsync, rename, fsync of the directory), once through the page
+//     cache (a plain write: the ratio's reference, at most 1.25 the
+//     goal) and once with O_DIRECT, as tern writes its memory file where
+//     the file system takes it. Each run's figures are printed. The plain
+//     write gets just-freed page cache: before it (and before tern's
+//     snapshot), 512 MiB are written to a scratch file and deleted,
+//     untimed. On the development machines (themselves guests that report
+//     free pages to their host, virtio-balloon free page reporting)
+//     writing into page cache made of never-used or long-freed pages
+//     costs four times what writing into just-freed ones does (dd of 512
+//     MiB: 1.3-1.6 s against 0.34 s); through the page cache tern's runs
+//     took 0.36 s or 1-2 s by which it got, which is why it writes
+//     around the page cache.
 //   - diff: diff snapshots of dirty guests rewriting 16, 64 and 256 MiB
 //     (2 GiB RAM, dirty-page tracking on), each taken after a full one
 //     and one more pass of the guest: the time per MiB changed should
@@ -51,6 +53,7 @@ import (
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/test/benchproc"
 	"github.com/ternvm/tern/test/tinyguest"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -261,13 +264,22 @@ func (b *bench) touched(ctx context.Context, runs int) {
 		return
 	}
 	// As many distinct bytes as the guest's, so that the reference too
-	// reads memory that is not in the CPU's caches.
-	data := bytes.Repeat([]byte{0xa5}, touchedMiB<<20)
-	var took, ref []time.Duration
+	// reads memory that is not in the CPU's caches; page-aligned, as
+	// O_DIRECT needs (and as guest RAM is).
+	data, err := unix.Mmap(-1, 0, touchedMiB<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		b.fail(part, err)
+		return
+	}
+	defer unix.Munmap(data)
+	for i := range data {
+		data[i] = 0xa5
+	}
+	var took, ref, refDirect []time.Duration
 	var stored int64
 	scratch := filepath.Join(b.dir, "scratch")
 	for i := range runs {
-		if _, err := writeReference(scratch, data); err != nil {
+		if _, err := writeReference(scratch, data, false); err != nil {
 			b.fail(part+" scratch", err)
 			return
 		}
@@ -281,33 +293,46 @@ func (b *bench) touched(ctx context.Context, runs int) {
 			return
 		}
 		took, stored = append(took, s.took), s.stored
-		if _, err := writeReference(scratch, data); err != nil {
+		if _, err := writeReference(scratch, data, false); err != nil {
 			b.fail(part+" scratch", err)
 			return
 		}
-		r, err := writeReference(filepath.Join(b.dir, "reference"), data)
+		r, err := writeReference(filepath.Join(b.dir, "reference"), data, false)
 		if err != nil {
 			b.fail(part+" reference", err)
 			return
 		}
-		ref = append(ref, r)
-		fmt.Printf("snapbench: %s run %d: tern %s ms, file write %s ms\n", part, i, ms(s.took), ms(r))
+		rd, err := writeReference(filepath.Join(b.dir, "reference"), data, true)
+		if err != nil {
+			b.fail(part+" reference (O_DIRECT)", err)
+			return
+		}
+		ref, refDirect = append(ref, r), append(refDirect, rd)
+		fmt.Printf("snapbench: %s run %d: tern %s ms, file write %s ms, with O_DIRECT %s ms\n", part, i, ms(s.took), ms(r), ms(rd))
 	}
 	mn, med := minMedian(took)
 	rmn, rmed := minMedian(ref)
+	dmn, dmed := minMedian(refDirect)
 	fmt.Printf("BENCH %s tern runs=%d took-ms=%s took-ms-min=%s stored-bytes=%d\n", part, len(took), ms(med), ms(mn), stored)
 	fmt.Printf("BENCH %s file-write runs=%d took-ms=%s took-ms-min=%s bytes=%d\n", part, len(ref), ms(rmed), ms(rmn), touchedMiB<<20)
-	fmt.Printf("BENCH %s ratio tern/file-write median=%.2f min=%.2f (goal: at most 1.25)\n", part, float64(med)/float64(rmed), float64(mn)/float64(rmn))
+	fmt.Printf("BENCH %s file-write-direct runs=%d took-ms=%s took-ms-min=%s bytes=%d\n", part, len(refDirect), ms(dmed), ms(dmn), touchedMiB<<20)
+	fmt.Printf("BENCH %s ratio tern/file-write median=%.2f min=%.2f (goal: at most 1.25) tern/file-write-direct median=%.2f\n",
+		part, float64(med)/float64(rmed), float64(mn)/float64(rmn), float64(med)/float64(dmed))
 }
 
 // writeReference writes data to a fresh file at path in chunk-sized
-// writes and renames it into place the way tern commits a memory file,
-// then deletes it, so that its page cache is free for the next writer.
-func writeReference(path string, data []byte) (time.Duration, error) {
+// writes (with O_DIRECT if direct) and renames it into place the way tern
+// commits a memory file, then deletes it, so that its page cache is free
+// for the next writer.
+func writeReference(path string, data []byte, direct bool) (time.Duration, error) {
 	os.Remove(path)
 	start := time.Now()
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if direct {
+		flags |= unix.O_DIRECT
+	}
+	f, err := os.OpenFile(tmp, flags, 0o600)
 	if err != nil {
 		return 0, err
 	}
