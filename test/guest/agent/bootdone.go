@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -18,17 +19,21 @@ const bootDoneTries = 20
 // bootDone writes the boot timer's magic byte to its port, which the
 // monitor logs as the boot time.
 //
-// In the nested test host an OUT that ioperm allowed now and then raises
-// #GP all the same (seen once in about a hundred boots: the emulated CPU's
-// I/O-bitmap check, since the kernel had granted the port and the next
-// try goes through). The guest kernel has no /dev/port to write through
-// instead, so the fault is caught and the write tried again; each retry
-// is reported, so a port that never opens still fails loudly.
+// ioperm grants a port to the calling thread only, so the goroutine stays
+// on its thread from the grant to the OUT: without that, the Go runtime
+// now and then ran the OUT on another thread, where it raised #GP (seen
+// in the nested test host as an OUT faulting once in about a hundred
+// boots, and once twenty times in a row; it was taken for the emulator's
+// fault until the thread was noticed). A fault is still caught and the
+// write tried again, each retry reported, so a port that never opens
+// fails loudly rather than crashing the agent.
 func bootDone(args []string) error {
 	if len(args) != 0 {
 		return errors.New("takes no arguments")
 	}
-	// The port must be opened to this process before a CPL 3 OUT is allowed.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// The port must be opened to this thread before a CPL 3 OUT is allowed.
 	if err := unix.Ioperm(boot.PortBootTimer, 1, 1); err != nil {
 		return fmt.Errorf("ioperm(%#x): %w", boot.PortBootTimer, err)
 	}
