@@ -56,6 +56,23 @@ func (p *preparedHost) prepare() {
 	p.vm, p.mmap, p.err = createKVMVM(p.sys)
 }
 
+// openHost gives v the KVM device (and the VM too where PrepareHost made
+// them) and returns what waits for the device's supported CPUID, asked on
+// another thread: KVM_GET_SUPPORTED_CPUID takes about 0.4 ms here and
+// needs nothing but the device, so the VM is built meanwhile.
+func (v *VM) openHost() (func() ([]kvm.CPUIDEntry2, error), error) {
+	if p := takePreparedHost(v.cfg.KVMPath); p != nil {
+		v.sys, v.vm, v.mmap = p.sys, p.vm, p.mmap
+		return p.cpuid, nil
+	}
+	sys, err := openKVM(v.cfg.KVMPath)
+	if err != nil {
+		return nil, err
+	}
+	v.sys = sys
+	return supportedCPUIDAsync(sys), nil
+}
+
 // release closes what prepare opened, once it is done.
 func (p *preparedHost) release() {
 	<-p.done

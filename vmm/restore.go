@@ -434,15 +434,9 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		}
 	}()
 	mark("read")
-	var cpuid func() ([]kvm.CPUIDEntry2, error)
-	if p := takePreparedHost(cfg.KVMPath); p != nil {
-		v.sys, v.vm, v.mmap, cpuid = p.sys, p.vm, p.mmap, p.cpuid
-	} else {
-		if v.sys, err = openKVM(cfg.KVMPath); err != nil {
-			return nil, err
-		}
-		// Asked on another thread while this one creates the VM.
-		cpuid = supportedCPUIDAsync(v.sys)
+	cpuid, err := v.openHost()
+	if err != nil {
+		return nil, err
 	}
 	if err := v.createVM(); err != nil {
 		cpuid() // its ioctl must end before the KVM fd closes

@@ -143,16 +143,8 @@ func New(cfg Config) (_ *VM, err error) {
 	if err := checkHostMemory(cfg.MemoryBytes); err != nil {
 		return nil, err
 	}
-	if p := takePreparedHost(cfg.KVMPath); p != nil {
-		v.sys, v.vm, v.mmap, cpuid = p.sys, p.vm, p.mmap, p.cpuid
-	} else {
-		if v.sys, err = openKVM(cfg.KVMPath); err != nil {
-			return nil, err
-		}
-		// KVM_GET_SUPPORTED_CPUID takes about 0.4 ms here and needs
-		// nothing but /dev/kvm: ask on another thread while this one
-		// builds the VM.
-		cpuid = supportedCPUIDAsync(v.sys)
+	if cpuid, err = v.openHost(); err != nil {
+		return nil, err
 	}
 	steps.mark("open-kvm")
 	v.guestCPUIDs = sync.OnceValues(func() ([]kvm.CPUIDEntry2, error) {
