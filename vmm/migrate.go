@@ -444,9 +444,6 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	if err := v.createIRQChips(); err != nil {
 		return nil, err
 	}
-	// The vCPUs' threads create them during the memory copy; the final
-	// state configures them.
-	v.spawnVCPUs()
 	v.log.WithFields(logrus.Fields{"cpus": c.CPUs, "memory-bytes": c.MemoryBytes}).Info("incoming migration accepted")
 	var out [][]byte
 	for _, r := range v.mem.Regions() {

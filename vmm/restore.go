@@ -463,15 +463,16 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 	if err := v.createIRQChips(); err != nil {
 		return nil, err
 	}
-	// The vCPUs' threads create them while this one loads the state.
-	v.spawnVCPUs()
 	mark("irqchip")
 	if err := v.loadState(ls, called); err != nil {
 		return nil, err
 	}
 	mark("devices")
-	// The saved state is final: the vCPUs take it while the caller goes
-	// on to Start.
+	// The vCPUs are created only now, after the interrupt controllers,
+	// clocks and devices have their saved state, in the order a restore
+	// always had; their threads create them and take their state while
+	// the caller goes on to Start.
+	v.spawnVCPUs()
 	v.configureVCPUs()
 	v.log.WithFields(logrus.Fields{"dir": opts.Dir, "saved-ago": time.Duration(v.restored.advanceNS).Round(time.Millisecond).String()}).
 		WithField("done-at", strings.Join(phases, ",")).Info("snapshot loaded")

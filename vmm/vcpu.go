@@ -49,10 +49,11 @@ type vcpu struct {
 }
 
 // spawnVCPUs starts every vCPU's thread, which creates its KVM vCPU at
-// once (and prepares a fresh one) and then waits for configureVCPUs. New,
-// Restore and an incoming migration call it as soon as the interrupt
-// controllers exist, so that thread and vCPU creation overlap the rest of
-// the build. Only the first call does anything.
+// once (and prepares a fresh one) and then waits for configureVCPUs. New
+// calls it as soon as the interrupt controllers exist, so that thread and
+// vCPU creation overlap the rest of the build; Restore once the VM-wide
+// state (interrupt controllers, clocks, devices) is loaded, as before. Only
+// the first call does anything.
 func (v *VM) spawnVCPUs() {
 	v.vcpuMu.Lock()
 	defer v.vcpuMu.Unlock()
