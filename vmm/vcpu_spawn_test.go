@@ -12,11 +12,13 @@ import (
 	"github.com/ternvm/tern/vmm"
 )
 
-// vcpuThreads counts the goroutines running a vCPU's thread.
+// vcpuThreads counts the goroutines of vCPU threads, started or not yet
+// (a goroutine not yet run shows only the go statement's wrapper, but
+// every one names its creator).
 func vcpuThreads() int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "vmm.(*vcpu).thread(")
+	return strings.Count(string(buf), "created by github.com/ternvm/tern/vmm.(*VM).spawnVCPUs")
 }
 
 // waitNoVCPUThreads fails t unless every vCPU thread ends within a second.
