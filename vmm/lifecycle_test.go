@@ -92,10 +92,16 @@ func checkCounting(t *testing.T, ts []uint32) {
 // waitFor polls cond until it holds or patience runs out.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(patience)
+	waitForWithin(t, patience, what, cond)
+}
+
+// waitForWithin is waitFor with its own limit.
+func waitForWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", patience, what)
+			t.Fatalf("waited %v for %s", limit, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

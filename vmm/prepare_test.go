@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,13 +35,7 @@ func kvmVMFds(t *testing.T) int {
 // be want.
 func waitVMFds(t *testing.T, want int, after string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Second)
-	for kvmVMFds(t) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d KVM VMs open %s, want %d", kvmVMFds(t), after, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForWithin(t, time.Second, fmt.Sprintf("%d KVM VMs open %s", want, after), func() bool { return kvmVMFds(t) == want })
 }
 
 // New takes the VM PrepareHost made for its KVM device instead of making

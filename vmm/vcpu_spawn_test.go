@@ -24,13 +24,7 @@ func vcpuThreads() int {
 // waitNoVCPUThreads fails t unless every vCPU thread ends within a second.
 func waitNoVCPUThreads(t *testing.T, after string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Second)
-	for vcpuThreads() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d vCPU threads still there a second after %s", vcpuThreads(), after)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForWithin(t, time.Second, "every vCPU thread to end after "+after, func() bool { return vcpuThreads() == 0 })
 }
 
 // within runs f, failing t if it has not returned in 10 seconds (it is
