@@ -104,11 +104,13 @@ type Config struct {
 	// Started is when the monitor process started; boot-time and
 	// first-KVM_RUN figures are measured from it. Zero means when New ran.
 	Started time.Time
-	// BeforeRun, if set, is called by Start once the vCPUs are created
-	// and configured, just before the guest runs its first instruction:
-	// from there on the process only runs the VM, so this is where it
-	// confines itself (tern installs its seccomp filter here). An error
-	// fails Start; no guest code has run.
+	// BeforeRun, if set, is called during Start once the vCPUs are
+	// created and configured, just before the guest runs its first
+	// instruction: from there on the process only runs the VM, so this
+	// is where it confines itself (tern installs its seccomp filter
+	// here). It runs on the boot vCPU's thread, which goes on into the
+	// guest without waiting for Start's caller. An error fails Start; no
+	// guest code has run.
 	BeforeRun func() error
 }
 

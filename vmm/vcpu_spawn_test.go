@@ -1,10 +1,12 @@
 package vmm_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,4 +84,43 @@ func TestClosedUnstartedVMEndsItsVCPUThreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNoVCPUThreads(t, "Close")
+}
+
+// Start hands the launch to the boot vCPU's thread, which orders the
+// others: when BeforeRun fails there, every vCPU thread of an SMP guest
+// must end (none left waiting for an order to run) and Start must say why.
+func TestFailedLaunchEndsEveryVCPUThread(t *testing.T) {
+	tinyguest.RequireKVM(t)
+	elf, err := tinyguest.BuildHello(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := newLogger()
+	waitNoVCPUThreads(t, "the test began")
+	refused := errors.New("confinement refused")
+	var mu sync.Mutex
+	var events []vmm.EventKind
+	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 3, MemoryBytes: 32 << 20, Console: &console{}, Logger: log,
+		BeforeRun: func() error { return refused },
+		OnEvent: func(e vmm.Event) {
+			mu.Lock()
+			events = append(events, e.Kind)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No deferred Close: with a vCPU thread left waiting it would hang.
+	if err := within(t, "Start", v.Start); !errors.Is(err, refused) {
+		t.Fatalf("Start: %v, want the BeforeRun error", err)
+	}
+	waitNoVCPUThreads(t, "Start failed")
+	if err := within(t, "Close", v.Close); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 0 {
+		t.Errorf("events of a VM whose Start failed: %v, want none (it never ran)", events)
+	}
 }

@@ -86,11 +86,11 @@ type VM struct {
 	vcpuMu sync.Mutex // guards vcpus and the channels below, set by spawnVCPUs
 	vcpus  []*vcpu
 	// configure lets spawned vCPUs configure themselves (true) or end
-	// (false), and ready brings their answers; release then lets the
-	// configured vCPUs run. Each is nil once used.
+	// (false), and ready brings their answers; each is nil once used.
+	// released is set once the threads were given their order.
 	configure chan bool
 	ready     chan error
-	release   chan bool
+	released  bool
 	started   bool // Start ran (guarded by lifeMu)
 
 	lifeMu  sync.Mutex // serialises Pause, Resume and Snapshot; guards life
@@ -99,10 +99,7 @@ type VM struct {
 	pausing atomic.Bool // vCPUs park at their next interrupted exit
 
 	restored *restoredState // set by Restore: what the vCPUs start from
-	// startSteps times Start for the debug log; the boot vCPU ends it
-	// at its first KVM_RUN.
-	startSteps *stepTimer
-	dirtyLog   bool // memory slots log dirty pages (diff snapshots)
+	dirtyLog bool           // memory slots log dirty pages (diff snapshots)
 	// pendingDirty holds pages a failed migration took from the dirty
 	// log of a VM that tracks them for diff snapshots.
 	pendingDirty snapshot.Bitmap
@@ -442,31 +439,21 @@ func (v *VM) Start() error {
 	if v.started {
 		return nil
 	}
-	steps := newStepTimer(time.Now())
-	if !v.vcpusConfigured() {
-		if err := v.createVCPUs(); err != nil {
-			v.requestStop(0, err)
-			v.joinVCPUs()
-			return err
-		}
+	l := &launch{steps: newStepTimer(time.Now()), done: make(chan launched, 1)}
+	v.spawnVCPUs()
+	v.configureVCPUs()
+	v.vcpuMu.Lock()
+	l.ready, l.n = v.ready, len(v.vcpus)
+	v.ready = nil
+	v.vcpuMu.Unlock()
+	v.releaseVCPUs(vcpuOrder{run: true, launch: l})
+	r := <-l.done
+	if r.err != nil {
+		v.requestStop(0, r.err)
+		v.joinVCPUs()
+		return r.err
 	}
-	steps.mark("vcpus")
-	if run := v.cfg.BeforeRun; run != nil {
-		if err := run(); err != nil {
-			err = fmt.Errorf("before the guest runs: %w", err)
-			v.requestStop(0, err)
-			v.releaseVCPUs(false)
-			v.joinVCPUs()
-			return err
-		}
-		steps.mark("before-run")
-	}
-	v.startSteps = steps
-	// Before the vCPUs run: a guest that stops at once must find the VM
-	// running, or its Stopped event would be lost.
-	v.setState(StateRunning)
-	v.emit(Event{Kind: EventStarted})
-	v.releaseVCPUs(true)
+	v.logFirstRun(r.at, l.steps)
 	v.plat.start()
 	v.started = true
 	v.life.running = true
@@ -521,7 +508,7 @@ func (v *VM) Close() error {
 	// ones, and vCPUs that were created but never let run (a failed
 	// incoming migration) are told to end.
 	v.requestStop(StopRequested, nil)
-	v.releaseVCPUs(false)
+	v.releaseVCPUs(vcpuOrder{})
 	v.joinVCPUs()
 	v.events.close()
 	var errs []error
