@@ -1,10 +1,15 @@
 package vmm
 
 import (
+	"errors"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Console output buffering: the guest's serial output is written on the
@@ -17,16 +22,40 @@ const (
 	consoleFlushTimeout = 2 * time.Second
 )
 
-// consoleBuffer is an io.Writer that never blocks: bytes go into a
-// bounded buffer that a goroutine of its own drains into the real
-// writer, in order. When the buffer is full, bytes are dropped and
+// ConsoleFilter is a Config.Console that rewrites the guest's output
+// before it reaches another writer, as tern's terminal filter drops the
+// guest's terminal control sequences. The VM calls Filter as the bytes
+// arrive, in order, and writes what it returns to Underlying; where that
+// is an *os.File, it can then write to the file on the vCPU's thread at
+// once (see consoleBuffer), with no goroutine in between.
+type ConsoleFilter interface {
+	io.Writer
+	// Filter appends to dst what p becomes and returns it.
+	Filter(dst, p []byte) []byte
+	// Underlying is where the filtered output goes.
+	Underlying() io.Writer
+}
+
+// consoleBuffer is an io.Writer that never blocks. Where the console is
+// a file that takes a write without blocking (RWF_NOWAIT: a pipe with
+// room, say) and nothing is waiting, Write writes to it at once, on the
+// vCPU's thread; everything else goes into a bounded buffer that a
+// goroutine of its own drains into the real writer, in order. Waking that
+// goroutine costs the guest's output 0.1-0.3 ms on the development
+// machine: the vCPU's thread holds one of the two Go processors while it
+// is in the guest. When the buffer is full, bytes are dropped and
 // counted, as are bytes the real writer refused.
 type consoleBuffer struct {
-	w    io.Writer
-	max  int
-	mu   sync.Mutex
-	cond *sync.Cond
-	buf  []byte // waiting to be written
+	w      io.Writer
+	filter func(dst, p []byte) []byte // nil: w takes the guest's bytes as they are
+	// file is w's descriptor where writes to it may be tried without
+	// blocking; nil once one was refused for good.
+	file     syscall.RawConn
+	filtered []byte // Write's scratch for the filter's output
+	max      int
+	mu       sync.Mutex
+	cond     *sync.Cond
+	buf      []byte // waiting to be written
 	// spare is the drainer's last chunk, reused so that steady output
 	// does not allocate.
 	spare   []byte
@@ -39,6 +68,14 @@ type consoleBuffer struct {
 
 func newConsoleBuffer(w io.Writer, max int) *consoleBuffer {
 	c := &consoleBuffer{w: w, max: max, done: make(chan struct{})}
+	if f, ok := w.(ConsoleFilter); ok {
+		c.filter, c.w = f.Filter, f.Underlying()
+	}
+	if f, ok := c.w.(*os.File); ok {
+		if rc, err := f.SyscallConn(); err == nil {
+			c.file = rc
+		}
+	}
 	c.cond = sync.NewCond(&c.mu)
 	go c.drain()
 	return c
@@ -49,21 +86,58 @@ func newConsoleBuffer(w io.Writer, max int) *consoleBuffer {
 // sees a console that is always ready.
 func (c *consoleBuffer) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	n := len(p)
 	if c.closed {
-		n = 0
-	} else if room := c.max - len(c.buf); n > room {
-		n = room
+		c.mu.Unlock()
+		c.dropped.Add(uint64(len(p)))
+		return len(p), nil
 	}
-	c.buf = append(c.buf, p[:n]...)
+	q := p
+	if c.filter != nil {
+		c.filtered = c.filter(c.filtered[:0], p)
+		q = c.filtered
+	}
+	if c.file != nil && len(c.buf) == 0 && !c.writing && len(q) > 0 {
+		q = q[c.writeNow(q):]
+	}
+	n := min(len(q), c.max-len(c.buf))
+	c.buf = append(c.buf, q[:n]...)
 	c.mu.Unlock()
 	if n > 0 {
 		c.cond.Signal()
 	}
-	if lost := len(p) - n; lost > 0 {
+	if lost := len(q) - n; lost > 0 {
 		c.dropped.Add(uint64(lost))
 	}
 	return len(p), nil
+}
+
+// writeNow writes what of q the file takes without blocking and returns
+// how much that was. A file that cannot be written that way (a terminal,
+// a file system without RWF_NOWAIT) or that failed is left to the
+// drainer from then on, which reports its errors. Called with mu held.
+func (c *consoleBuffer) writeNow(q []byte) int {
+	var n int
+	var err error
+	cerr := c.file.Control(func(fd uintptr) {
+		for {
+			n, err = unix.Pwritev2(int(fd), [][]byte{q}, -1, unix.RWF_NOWAIT)
+			if err != unix.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case cerr != nil:
+		c.file = nil
+		return 0
+	case err == nil:
+		return n
+	case errors.Is(err, unix.EAGAIN):
+		return 0
+	default:
+		c.file = nil
+		return 0
+	}
 }
 
 func (c *consoleBuffer) drain() {

@@ -1,6 +1,10 @@
 package main
 
-import "io"
+import (
+	"io"
+
+	"github.com/ternvm/tern/vmm"
+)
 
 // termFilter is an io.Writer that passes the guest's console output to
 // the operator's terminal without the sequences that make a terminal do
@@ -38,13 +42,24 @@ const (
 
 func newTermFilter(w io.Writer) *termFilter { return &termFilter{w: w} }
 
+// A VM filters on the vCPU's thread and writes the result itself.
+var _ vmm.ConsoleFilter = (*termFilter)(nil)
+
+// Filter appends to dst what of p may be shown.
+func (f *termFilter) Filter(dst, p []byte) []byte {
+	for _, b := range p {
+		dst = f.step(dst, b)
+	}
+	return dst
+}
+
+// Underlying is the terminal the filter writes to.
+func (f *termFilter) Underlying() io.Writer { return f.w }
+
 // Write filters p and writes what remains in one write. It reports
 // len(p) when that write succeeds.
 func (f *termFilter) Write(p []byte) (int, error) {
-	out := f.out[:0]
-	for _, b := range p {
-		out = f.step(out, b)
-	}
+	out := f.Filter(f.out[:0], p)
 	f.out = out[:0]
 	if len(out) == 0 {
 		return len(p), nil
