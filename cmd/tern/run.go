@@ -141,9 +141,24 @@ func runUntilStopped(vm *vmm.VM, apiSock *apiSocket) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The stop signals are caught while Start runs, not before it: a
+	// process's first signal.Notify takes about 0.25 ms here (the Go
+	// runtime starts a thread for the signal masks and hands it the
+	// signals one at a time), which Start spends waiting for the boot
+	// vCPU to enter the guest. A stop signal before that ends tern
+	// uncaught, as one during New does.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, stopSignals()...)
+	caught := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, stopSignals()...)
+		close(caught)
+	}()
+	startErr := vm.Start()
+	<-caught
 	defer signal.Stop(sigs)
+	if startErr != nil {
+		return &exitError{code: 2, err: fmt.Errorf("VM failed: %w", startErr)}
+	}
 	var got os.Signal
 	go func() {
 		select {
@@ -154,7 +169,7 @@ func runUntilStopped(vm *vmm.VM, apiSock *apiSocket) error {
 		}
 	}()
 
-	reason, err := vm.Run(ctx)
+	reason, err := vm.Wait(ctx)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("VM failed: %w", err)}
 	}
