@@ -434,7 +434,7 @@ func Restore(opts RestoreOptions) (_ *VM, err error) {
 		}
 	}()
 	mark("read")
-	cpuid, err := v.openHost()
+	cpuid, err := v.openHost(false)
 	if err != nil {
 		return nil, err
 	}

@@ -100,6 +100,9 @@ type VM struct {
 
 	restored *restoredState // set by Restore: what the vCPUs start from
 	dirtyLog bool           // memory slots log dirty pages (diff snapshots)
+	// irqchipMade: the in-kernel interrupt controllers exist (made by
+	// PrepareHostFor).
+	irqchipMade bool
 	// pendingDirty holds pages a failed migration took from the dirty
 	// log of a VM that tracks them for diff snapshots.
 	pendingDirty snapshot.Bitmap
@@ -140,7 +143,7 @@ func New(cfg Config) (_ *VM, err error) {
 	if err := checkHostMemory(cfg.MemoryBytes); err != nil {
 		return nil, err
 	}
-	if cpuid, err = v.openHost(); err != nil {
+	if cpuid, err = v.openHost(true); err != nil {
 		return nil, err
 	}
 	steps.mark("open-kvm")
@@ -162,16 +165,20 @@ func New(cfg Config) (_ *VM, err error) {
 		return nil, err
 	}
 	steps.mark("create-vm")
-	if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{HugePages: cfg.HugePages}); err != nil {
-		return nil, err
-	}
 	v.dirtyLog = cfg.TrackDirtyPages
-	if err := v.registerMemory(); err != nil {
-		return nil, err
+	if v.mem == nil { // else PrepareHostFor made the RAM and the irqchip
+		if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{HugePages: cfg.HugePages}); err != nil {
+			return nil, err
+		}
+		if err := v.registerMemory(); err != nil {
+			return nil, err
+		}
 	}
 	steps.mark("memory")
-	if err := v.createIRQChip(); err != nil {
-		return nil, err
+	if !v.irqchipMade {
+		if err := v.createIRQChip(); err != nil {
+			return nil, err
+		}
 	}
 	// The vCPUs' threads create them while this one creates the PIT and
 	// builds the rest: a vCPU needs the interrupt controllers, not the
@@ -276,8 +283,10 @@ func (v *VM) createIRQChips() error {
 
 // createIRQChip makes the in-kernel PIC, IOAPIC and LAPICs, which vCPUs
 // must be created after.
-func (v *VM) createIRQChip() error {
-	if err := v.vm.CreateIRQChip(); err != nil {
+func (v *VM) createIRQChip() error { return createIRQChip(v.vm) }
+
+func createIRQChip(vm *kvm.VM) error {
+	if err := vm.CreateIRQChip(); err != nil {
 		return fmt.Errorf("create in-kernel irqchip: %w", err)
 	}
 	return nil
@@ -295,14 +304,16 @@ func (v *VM) createPIT() error {
 // registerMemory gives KVM the guest RAM, logging dirty pages when the VM
 // tracks them for diff snapshots (and then also the pages tern's devices
 // touch, which KVM does not see).
-func (v *VM) registerMemory() error {
+func (v *VM) registerMemory() error { return registerRAM(v.vm, v.mem, v.dirtyLog) }
+
+func registerRAM(vm *kvm.VM, mem *memory.Memory, dirtyLog bool) error {
 	var flags uint32
-	if v.dirtyLog {
+	if dirtyLog {
 		flags = kvm.MemLogDirtyPages
-		v.mem.TrackHostAccess(true)
+		mem.TrackHostAccess(true)
 	}
-	for i, r := range v.mem.Regions() {
-		err := v.vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
+	for i, r := range mem.Regions() {
+		err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{
 			Slot: uint32(i), Flags: flags, GuestPhysAddr: r.GPA, MemorySize: r.Size, UserspaceAddr: r.HostAddr(),
 		})
 		if err != nil {

@@ -7,22 +7,32 @@ import (
 )
 
 // prepareHost starts the KVM work of a command that boots or restores a
-// guest (opening the device, creating the VM, reading its CPUID: about 0.7
-// ms here) while the command line is parsed and the files are checked; see
-// vmm.PrepareHost. It reads args only as far as it must: the command's
-// name after tern's own flags, and its --kvm. Anything it misreads costs
-// nothing but the wasted work: New does it again.
+// guest (opening the device, creating the VM, reading its CPUID; for tern
+// run also mapping and registering the guest's RAM and creating the
+// interrupt controllers: about 1 ms here) while the command line is
+// parsed and the files are checked; see vmm.PrepareHostFor. It reads args
+// only as far as it must: the command's name after tern's own flags, its
+// --kvm and, for run, its --memory. Anything it misreads costs nothing
+// but the wasted work: New checks what it takes and does it again.
 func prepareHost(args []string) {
-	if path, ok := hostToPrepare(args); ok {
-		vmm.PrepareHost(path)
+	if p, ok := hostToPrepare(args); ok {
+		vmm.PrepareHostFor(p.kvm, p.memory)
 	}
 }
 
-// hostToPrepare is the KVM device a command line that boots or restores
-// a guest will open, and whether it is one.
-func hostToPrepare(args []string) (string, bool) {
+// hostPreparation is what prepareHost prepares: the KVM device and, if
+// not 0, that much guest RAM.
+type hostPreparation struct {
+	kvm    string
+	memory uint64
+}
+
+// hostToPrepare is what a command line that boots or restores a guest
+// will need, and whether it is one.
+func hostToPrepare(args []string) (hostPreparation, bool) {
+	var none hostPreparation
 	if len(args) == 0 {
-		return "", false
+		return none, false
 	}
 	rest := args[1:]
 	for len(rest) > 0 && strings.HasPrefix(rest[0], "-") {
@@ -31,36 +41,55 @@ func hostToPrepare(args []string) (string, bool) {
 			rest = rest[min(2, len(rest)):]
 		default:
 			if !strings.HasPrefix(strings.TrimLeft(rest[0], "-"), "log-level=") {
-				return "", false // --help, --version or a mistake
+				return none, false // --help, --version or a mistake
 			}
 			rest = rest[1:]
 		}
 	}
 	if len(rest) == 0 {
-		return "", false
+		return none, false
 	}
+	run := rest[0] == "run"
 	switch {
-	case rest[0] == "run", rest[0] == "firecracker":
+	case run, rest[0] == "firecracker":
 	case rest[0] == "snapshot" && len(rest) > 1 && rest[1] == "restore":
 	default:
-		return "", false
+		return none, false
 	}
-	path := vmm.DefaultKVMPath
+	p := hostPreparation{kvm: vmm.DefaultKVMPath}
+	memory, plainRAM := defaultMemory, run
 	for i, a := range rest {
 		if a == "--" {
 			break
 		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || name != "kvm" {
+		switch name {
+		case "kvm", "memory":
+		case "huge-pages", "track-dirty-pages":
+			plainRAM = false // RAM New would make otherwise
+			continue
+		default:
 			continue
 		}
 		if !hasValue {
 			if i+1 >= len(rest) {
-				return "", false
+				return none, false
 			}
 			value = rest[i+1]
 		}
-		path = value
+		if name == "kvm" {
+			p.kvm = value
+		} else {
+			memory = value
+		}
 	}
-	return path, true
+	if plainRAM {
+		if n, err := parseSize(memory); err == nil {
+			p.memory = n
+		}
+	}
+	return p, true
 }

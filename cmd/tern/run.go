@@ -16,6 +16,9 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// defaultMemory is tern run's guest RAM without --memory.
+const defaultMemory = "256M"
+
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
@@ -26,7 +29,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "initrd", Usage: "initial ramdisk (optional)"},
 			&cli.StringFlag{Name: "cmdline", Usage: "kernel command line (default: " + vmm.DefaultCmdline + ")"},
 			&cli.IntFlag{Name: "cpus", Value: vmm.DefaultCPUs, Usage: "number of vCPUs"},
-			&cli.StringFlag{Name: "memory", Value: "256M", Usage: "guest RAM, e.g. 128M or 2G"},
+			&cli.StringFlag{Name: "memory", Value: defaultMemory, Usage: "guest RAM, e.g. 128M or 2G"},
 			consoleFlag(), consoleRawFlag(),
 			&cli.StringSliceFlag{Name: "disk", Usage: "virtio-blk disk: path=FILE[,ro=on][,id=SERIAL][,root=on][,bw=SIZE][,iops=N][,bw_burst=SIZE][,iops_burst=N][,refill=DURATION] (repeatable; bw is bytes per second)"},
 			&cli.StringSliceFlag{Name: "net", Usage: "virtio-net on a TAP: tap=NAME[,mac=MAC][,bridge=BRIDGE][,id=ID][,mmds=on][,rx_bw=SIZE][,tx_bw=SIZE][,rx_pps=N][,tx_pps=N][,{rx,tx}_{bw,pps}_burst=..][,refill=DURATION] (repeatable; the TAP is created if missing)"},
