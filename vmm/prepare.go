@@ -10,15 +10,16 @@ import (
 )
 
 // PrepareHost starts, on another goroutine, the host work that New and
-// Restore begin with on the KVM device at path: opening and checking it,
-// creating the KVM VM with its TSS and identity-map pages, and asking
-// which CPUID it supports (together about 0.7 ms of KVM calls on the
-// development machine, most of it in the kernel). The next New or Restore
-// whose KVMPath is path takes what it made instead of doing it again, so
-// a program that parses its command line and checks its files meanwhile
-// starts its guest sooner. What failed is done again, and reported, by
-// New; what no New or Restore takes is released when the process exits. A
-// second call releases the first one's work once it is done.
+// Restore begin with on the KVM device at path: opening and checking it
+// and creating the KVM VM with its TSS and identity-map pages (about 0.4
+// ms of KVM calls on the development machine, most of it in the kernel).
+// The next New or Restore whose KVMPath is path takes what it made instead
+// of doing it again, so a program that parses its command line and checks
+// its files meanwhile starts its guest sooner; it asks the device's CPUID
+// (another 0.5 ms here) on its own thread while the VM is made. What
+// failed is done again, and reported, by New; what no New or Restore
+// takes is released when the process exits. A second call releases the
+// first one's work once it is done.
 func PrepareHost(path string) { PrepareHostFor(path, 0) }
 
 // PrepareHostFor is PrepareHost that, given a guest RAM size, goes on as
@@ -29,7 +30,7 @@ func PrepareHost(path string) { PrepareHostFor(path, 0) }
 // (size, huge pages, a dirty-page log) and Restore leave that VM and make
 // their own.
 func PrepareHostFor(path string, memoryBytes uint64) {
-	p := &preparedHost{path: path, memBytes: memoryBytes, done: make(chan struct{})}
+	p := &preparedHost{path: path, memBytes: memoryBytes, opened: make(chan struct{}), done: make(chan struct{})}
 	go p.prepare()
 	preparedMu.Lock()
 	old := prepared
@@ -45,26 +46,28 @@ var (
 	prepared   *preparedHost // the latest PrepareHost not yet taken
 )
 
-// preparedHost is what PrepareHost made; its fields are set before done
-// closes.
+// preparedHost is what PrepareHost made: sys and openErr are set before
+// opened closes, the rest before done does.
 type preparedHost struct {
 	path     string
 	memBytes uint64 // guest RAM to prepare; 0 for none
+	opened   chan struct{}
 	done     chan struct{}
 	sys      *kvm.System
+	openErr  error
 	vm       *kvm.VM
 	mmap     int
-	mem      *memory.Memory                    // registered with vm, its interrupt controllers made; nil if not prepared
-	cpuid    func() ([]kvm.CPUIDEntry2, error) // nil where opening failed
-	err      error
+	mem      *memory.Memory // registered with vm, its interrupt controllers made; nil if not prepared
+	err      error          // of making the VM, its RAM or its irqchip
 }
 
 func (p *preparedHost) prepare() {
+	p.sys, p.openErr = openKVM(p.path)
+	close(p.opened)
 	defer close(p.done)
-	if p.sys, p.err = openKVM(p.path); p.err != nil {
+	if p.openErr != nil {
 		return
 	}
-	p.cpuid = supportedCPUIDAsync(p.sys)
 	if p.vm, p.mmap, p.err = createKVMVM(p.sys); p.err != nil || p.memBytes == 0 {
 		return
 	}
@@ -82,26 +85,48 @@ func (p *preparedHost) prepare() {
 }
 
 // openHost gives v the KVM device (and the VM too where PrepareHost made
-// them) and returns what waits for the device's supported CPUID, asked on
-// another thread: KVM_GET_SUPPORTED_CPUID takes about 0.4 ms here and
-// needs nothing but the device, so the VM is built meanwhile. With fresh
-// (New) it takes prepared guest RAM and interrupt controllers too, where
-// they are what cfg asks for; a prepared VM that has them otherwise is
-// closed (Restore, another RAM size) and v makes its own.
+// them) and returns what waits for the device's supported CPUID:
+// KVM_GET_SUPPORTED_CPUID takes about 0.5 ms here and needs nothing but
+// the device, so the VM is built meanwhile, on PrepareHost's goroutine or
+// (without it) while this one asks on another. With fresh (New) it takes
+// prepared guest RAM and interrupt controllers too, where they are what
+// cfg asks for; a prepared VM that has them otherwise is closed (Restore,
+// another RAM size) and v makes its own.
 func (v *VM) openHost(fresh bool) (func() ([]kvm.CPUIDEntry2, error), error) {
 	if p := takePreparedHost(v.cfg.KVMPath); p != nil {
+		<-p.opened
+		if p.openErr != nil {
+			<-p.done
+			return v.openOwnHost() // and report what failed
+		}
+		// Asked here: this thread would only wait for the VM, and a
+		// third thread would compete for this machine's two CPUs.
+		ids, err := p.sys.SupportedCPUID()
+		cpuid := func() ([]kvm.CPUIDEntry2, error) {
+			if err != nil {
+				return nil, fmt.Errorf("get supported CPUID: %w", err)
+			}
+			return ids, nil
+		}
+		<-p.done
 		v.sys = p.sys
 		switch c := v.cfg; {
+		case p.err != nil:
+			p.closeVM() // v makes its own, and reports what failed
 		case p.mem == nil:
 			v.vm, v.mmap = p.vm, p.mmap
 		case fresh && p.memBytes == c.MemoryBytes && !c.HugePages && !c.TrackDirtyPages:
 			v.vm, v.mmap, v.mem, v.irqchipMade = p.vm, p.mmap, p.mem, true
 		default:
-			p.vm.Close()
-			p.mem.Close()
+			p.closeVM()
 		}
-		return p.cpuid, nil
+		return cpuid, nil
 	}
+	return v.openOwnHost()
+}
+
+// openOwnHost opens v's KVM device and asks its CPUID on another thread.
+func (v *VM) openOwnHost() (func() ([]kvm.CPUIDEntry2, error), error) {
 	sys, err := openKVM(v.cfg.KVMPath)
 	if err != nil {
 		return nil, err
@@ -113,36 +138,33 @@ func (v *VM) openHost(fresh bool) (func() ([]kvm.CPUIDEntry2, error), error) {
 // release closes what prepare opened, once it is done.
 func (p *preparedHost) release() {
 	<-p.done
-	if p.cpuid != nil {
-		p.cpuid() // its ioctl must end before the KVM fd closes
+	p.closeVM()
+	if p.sys != nil {
+		p.sys.Close()
 	}
+}
+
+// closeVM closes the VM and RAM prepare made, once it is done.
+func (p *preparedHost) closeVM() {
+	<-p.done
 	if p.vm != nil {
 		p.vm.Close()
 	}
 	if p.mem != nil {
 		p.mem.Close()
 	}
-	if p.sys != nil {
-		p.sys.Close()
-	}
 }
 
-// takePreparedHost returns, once done, what PrepareHost made for path, or
-// nil where it was not called for path or failed (its work released).
+// takePreparedHost returns what PrepareHost made or is making for path,
+// or nil where it was not called for path.
 func takePreparedHost(path string) *preparedHost {
 	preparedMu.Lock()
+	defer preparedMu.Unlock()
 	p := prepared
 	if p == nil || p.path != path {
-		preparedMu.Unlock()
 		return nil
 	}
 	prepared = nil
-	preparedMu.Unlock()
-	<-p.done
-	if p.err != nil {
-		p.release()
-		return nil
-	}
 	return p
 }
 

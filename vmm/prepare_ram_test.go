@@ -28,7 +28,6 @@ func preparedNow(t *testing.T) *preparedHost {
 	return p
 }
 
-
 func quietLogger() logrus.FieldLogger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
