@@ -153,8 +153,9 @@ func (v *VM) createVCPUs() error {
 
 // releaseVCPUs gives the vCPUs' threads their order, configured or not: a
 // launch goes to the boot vCPU, which orders the others; an order to end
-// goes to all. Only the first call does anything.
-func (v *VM) releaseVCPUs(o vcpuOrder) {
+// goes to all. Only the first call does anything; it reports whether the
+// threads got o.
+func (v *VM) releaseVCPUs(o vcpuOrder) bool {
 	v.vcpuMu.Lock()
 	configure, cs, released := v.configure, v.vcpus, v.released
 	v.configure, v.released = nil, true
@@ -165,18 +166,19 @@ func (v *VM) releaseVCPUs(o vcpuOrder) {
 		for range cs {
 			configure <- false
 		}
-		return
+		return false
 	}
 	if released || len(cs) == 0 {
-		return
+		return false
 	}
 	if o.launch != nil {
 		cs[0].order <- o
-		return
+		return true
 	}
 	for _, c := range cs {
 		c.order <- o
 	}
+	return true
 }
 
 func (v *VM) joinVCPUs() {

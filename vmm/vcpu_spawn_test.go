@@ -124,3 +124,15 @@ func TestFailedLaunchEndsEveryVCPUThread(t *testing.T) {
 		t.Errorf("events of a VM whose Start failed: %v, want none (it never ran)", events)
 	}
 }
+
+// A VM closed before it started refuses to start instead of waiting for
+// vCPU threads that have ended.
+func TestStartAfterCloseFails(t *testing.T) {
+	v, _, _ := newGuest(t, 32<<20, tinyguest.BuildHello)
+	if err := within(t, "Close", v.Close); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := within(t, "Start", v.Start); !errors.Is(err, vmm.ErrNotRunning) {
+		t.Errorf("Start after Close: %v, want ErrNotRunning", err)
+	}
+}

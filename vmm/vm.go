@@ -457,7 +457,9 @@ func (v *VM) Start() error {
 	l.ready, l.n = v.ready, len(v.vcpus)
 	v.ready = nil
 	v.vcpuMu.Unlock()
-	v.releaseVCPUs(vcpuOrder{run: true, launch: l})
+	if !v.releaseVCPUs(vcpuOrder{run: true, launch: l}) {
+		return fmt.Errorf("%w: it was closed before it started", ErrNotRunning)
+	}
 	r := <-l.done
 	if r.err != nil {
 		v.requestStop(0, r.err)
