@@ -15,11 +15,11 @@ import (
 // ms of KVM calls on the development machine, most of it in the kernel).
 // The next New or Restore whose KVMPath is path takes what it made instead
 // of doing it again, so a program that parses its command line and checks
-// its files meanwhile starts its guest sooner; it asks the device's CPUID
-// (another 0.5 ms here) on its own thread while the VM is made. What
-// failed is done again, and reported, by New; what no New or Restore
-// takes is released when the process exits. A second call releases the
-// first one's work once it is done.
+// its files meanwhile starts its guest sooner; New or Restore asks the
+// device's CPUID (another 0.5 ms here) on its caller's thread while the VM
+// is made. What failed is done again, and reported, by New; what no New
+// or Restore takes is released when the process exits. A second call
+// releases the first one's work once it is done.
 func PrepareHost(path string) { PrepareHostFor(path, 0) }
 
 // PrepareHostFor is PrepareHost that, given a guest RAM size, goes on as
