@@ -518,7 +518,7 @@ func (c *vcpu) loop() error {
 			c.log.Warn("vCPU halted with no way to wake it")
 			return nil
 		case kvm.ExitShutdown:
-			c.log.Warn("vCPU shut down (triple fault)")
+			c.log.WithFields(c.faultState()).Warn("vCPU shut down (triple fault)")
 			v.requestStop(StopTripleFault, nil)
 			return nil
 		case kvm.ExitSystemEvent:
@@ -539,4 +539,25 @@ func (c *vcpu) loop() error {
 			return fmt.Errorf("vCPU %d: unexpected exit %v", c.id, exit.Reason())
 		}
 	}
+}
+
+// faultState is what a triple fault's log line says of the vCPU's state,
+// read on its thread: where it was (rip, rsp, the code segment), its mode
+// (cr0, cr3, cr4, efer), where the IDT was, and the exception KVM last had
+// for it. A register it cannot read is left out.
+func (c *vcpu) faultState() logrus.Fields {
+	f := logrus.Fields{}
+	hex := func(v uint64) string { return fmt.Sprintf("%#x", v) }
+	if r, err := c.kvm.GetRegs(); err == nil {
+		f["rip"], f["rsp"], f["rflags"] = hex(r.RIP), hex(r.RSP), hex(r.RFLAGS)
+	}
+	if s, err := c.kvm.GetSregs(); err == nil {
+		f["cs"] = fmt.Sprintf("%#x/%#x", s.CS.Selector, s.CS.Base)
+		f["cr0"], f["cr2"], f["cr3"], f["cr4"], f["efer"] = hex(s.CR0), hex(s.CR2), hex(s.CR3), hex(s.CR4), hex(s.EFER)
+		f["idt"] = fmt.Sprintf("%#x/%#x", s.IDT.Base, s.IDT.Limit)
+	}
+	if e, err := c.kvm.GetVCPUEvents(); err == nil && (e.ExceptionInjected != 0 || e.ExceptionPending != 0) {
+		f["exception"] = fmt.Sprintf("%d/%#x", e.ExceptionNr, e.ExceptionErrorCode)
+	}
+	return f
 }

@@ -72,6 +72,7 @@ const (
 	CPUID    = "cpuid"
 	Keyboard = "keyboard"
 	DiskCap  = "diskcap"
+	Triple   = "triple"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -80,6 +81,7 @@ const (
 	DirtyStartLine   = "dirty: start"
 	HelloLine        = "hello from tiny guest"
 	HaltLine         = "halt: idle"
+	TripleLine       = "triple: faulting"
 	CPUIDStartLine   = "cpuid: start"
 	KeyboardLine     = "keyboard: ready"
 	KeyPrefix        = "key "  // then the byte read: 8 lower-case hex digits
@@ -161,6 +163,13 @@ func BuildDirty(dir string, opts DirtyOptions) (string, error) {
 // vmm.StopPoweroff.
 func BuildHello(dir string) (string, error) {
 	return build(dir, Hello, "hello.elf", nil)
+}
+
+// BuildTriple builds the triple guest into dir and returns the ELF's path.
+// It prints TripleLine, loads an empty IDT and executes UD2 at its global
+// symbol "fault", so its vCPU shuts down with a triple fault.
+func BuildTriple(dir string) (string, error) {
+	return build(dir, Triple, "triple.elf", nil)
 }
 
 // BuildHalt builds the halt guest into dir and returns the ELF's path. It

@@ -109,6 +109,7 @@ func TestGuestsBuildAsPVHELFs(t *testing.T) {
 		Hello:   func() (string, error) { return BuildHello(dir) },
 		Halt:    func() (string, error) { return BuildHalt(dir) },
 		CPUID:   func() (string, error) { return BuildCPUID(dir, 0) },
+		Triple:  func() (string, error) { return BuildTriple(dir) },
 	}
 	for name, build := range builds {
 		t.Run(name, func(t *testing.T) {
