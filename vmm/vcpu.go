@@ -544,17 +544,23 @@ func (c *vcpu) loop() error {
 // faultState is what a triple fault's log line says of the vCPU's state,
 // read on its thread: where it was (rip, rsp, the code segment), its mode
 // (cr0, cr3, cr4, efer), where the IDT was, and the exception KVM last had
-// for it. A register it cannot read is left out.
+// for it. A register it cannot read is left out. KVM on AMD resets the
+// vCPU before it reports the shutdown (the VMCB is undefined after one),
+// so there the line can only say that the state is lost.
 func (c *vcpu) faultState() logrus.Fields {
 	f := logrus.Fields{}
 	hex := func(v uint64) string { return fmt.Sprintf("%#x", v) }
-	if r, err := c.kvm.GetRegs(); err == nil {
+	r, rerr := c.kvm.GetRegs()
+	if rerr == nil {
 		f["rip"], f["rsp"], f["rflags"] = hex(r.RIP), hex(r.RSP), hex(r.RFLAGS)
 	}
 	if s, err := c.kvm.GetSregs(); err == nil {
 		f["cs"] = fmt.Sprintf("%#x/%#x", s.CS.Selector, s.CS.Base)
 		f["cr0"], f["cr2"], f["cr3"], f["cr4"], f["efer"] = hex(s.CR0), hex(s.CR2), hex(s.CR3), hex(s.CR4), hex(s.EFER)
 		f["idt"] = fmt.Sprintf("%#x/%#x", s.IDT.Base, s.IDT.Limit)
+		if rerr == nil && r.RIP == 0xfff0 && s.CS.Base == 0xffff0000 {
+			f["state"] = "reset by KVM at the shutdown (as on AMD hosts): the faulting state is lost"
+		}
 	}
 	if e, err := c.kvm.GetVCPUEvents(); err == nil && (e.ExceptionInjected != 0 || e.ExceptionPending != 0) {
 		f["exception"] = fmt.Sprintf("%d/%#x", e.ExceptionNr, e.ExceptionErrorCode)
