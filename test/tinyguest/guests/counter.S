@@ -13,13 +13,7 @@
 	.error "TICK_EVERY must be at least 1"
 .endif
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	mov $start_msg, %esi
 	call puts
 	BOOT_DONE

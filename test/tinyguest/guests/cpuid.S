@@ -14,13 +14,7 @@
 	.error "ROUND_DELAY must be at least 1"
 .endif
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	mov $start_msg, %esi
 	call puts
 	BOOT_DONE

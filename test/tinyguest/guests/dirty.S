@@ -17,13 +17,7 @@
 	.error "DIRTY_START must be 4 KiB aligned"
 .endif
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	mov $start_msg, %esi
 	call puts
 	BOOT_DONE

@@ -12,13 +12,7 @@
 	.error "CAP_ADDR (guest-physical address of the capacity) must be given with --defsym"
 	.endif
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	BOOT_DONE
 	mov CAP_ADDR, %eax
 	mov %eax, %edi

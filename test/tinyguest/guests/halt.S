@@ -6,13 +6,7 @@
  */
 	.include "tiny.inc"
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	BOOT_DONE
 	mov $halt_msg, %esi
 	call puts

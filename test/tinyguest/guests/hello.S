@@ -5,13 +5,7 @@
  */
 	.include "tiny.inc"
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	BOOT_DONE
 	mov $hello_msg, %esi
 	call puts

@@ -15,13 +15,7 @@
 	.error "KEYS (bytes to read before powering off) must be given with --defsym"
 	.endif
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	BOOT_DONE
 	mov $ready_msg, %esi
 	call puts

@@ -7,13 +7,7 @@
  */
 	.include "tiny.inc"
 
-	PVH_NOTE pvh_start
-
-	.code32
-	.text
-	.globl pvh_start
-pvh_start:
-	ENTER
+	GUEST_START
 	mov $triple_msg, %esi
 	call puts
 	lidt empty_idt
