@@ -126,18 +126,13 @@ func (c *consoleBuffer) writeNow(q []byte) int {
 			}
 		}
 	})
-	switch {
-	case cerr != nil:
-		c.file = nil
-		return 0
-	case err == nil:
+	if cerr == nil && err == nil {
 		return n
-	case errors.Is(err, unix.EAGAIN):
-		return 0
-	default:
-		c.file = nil
-		return 0
 	}
+	if cerr != nil || !errors.Is(err, unix.EAGAIN) {
+		c.file = nil
+	}
+	return 0
 }
 
 func (c *consoleBuffer) drain() {

@@ -102,12 +102,7 @@ func (v *VM) openHost(fresh bool) (func() ([]kvm.CPUIDEntry2, error), error) {
 		// Asked here: this thread would only wait for the VM, and a
 		// third thread would compete for this machine's two CPUs.
 		ids, err := p.sys.SupportedCPUID()
-		cpuid := func() ([]kvm.CPUIDEntry2, error) {
-			if err != nil {
-				return nil, fmt.Errorf("get supported CPUID: %w", err)
-			}
-			return ids, nil
-		}
+		cpuid := func() ([]kvm.CPUIDEntry2, error) { return cpuidAnswer(ids, err) }
 		<-p.done
 		v.sys = p.sys
 		switch c := v.cfg; {
@@ -116,7 +111,7 @@ func (v *VM) openHost(fresh bool) (func() ([]kvm.CPUIDEntry2, error), error) {
 		case p.mem == nil:
 			v.vm, v.mmap = p.vm, p.mmap
 		case fresh && p.memBytes == c.MemoryBytes && !c.HugePages && !c.TrackDirtyPages:
-			v.vm, v.mmap, v.mem, v.irqchipMade = p.vm, p.mmap, p.mem, true
+			v.vm, v.mmap, v.mem = p.vm, p.mmap, p.mem // and its irqchip
 		default:
 			p.closeVM()
 		}

@@ -130,25 +130,39 @@ func (v *VM) configureVCPUs() {
 // until all are ready; none runs guest code until Start. A failure in one
 // fails the whole set (and releases none of them to run).
 func (v *VM) createVCPUs() error {
-	v.spawnVCPUs()
-	v.configureVCPUs()
-	v.vcpuMu.Lock()
-	ready, n := v.ready, len(v.vcpus)
-	v.ready = nil
-	v.vcpuMu.Unlock()
+	ready, n := v.takeVCPUResults()
 	if ready == nil {
 		return errors.New("vCPUs already configured or ended")
 	}
-	var firstErr error
+	if err := firstError(ready, n); err != nil {
+		v.releaseVCPUs(vcpuOrder{})
+		return err
+	}
+	return nil
+}
+
+// takeVCPUResults spawns and configures the vCPUs (what New or Restore
+// did not start yet) and takes the channel their configure results come
+// on, with how many come: nil where they were taken already.
+func (v *VM) takeVCPUResults() (<-chan error, int) {
+	v.spawnVCPUs()
+	v.configureVCPUs()
+	v.vcpuMu.Lock()
+	defer v.vcpuMu.Unlock()
+	ready := v.ready
+	v.ready = nil
+	return ready, len(v.vcpus)
+}
+
+// firstError reads n results from ready and returns the first error.
+func firstError(ready <-chan error, n int) error {
+	var first error
 	for range n {
-		if err := <-ready; err != nil && firstErr == nil {
-			firstErr = err
+		if err := <-ready; err != nil && first == nil {
+			first = err
 		}
 	}
-	if firstErr != nil {
-		v.releaseVCPUs(vcpuOrder{})
-	}
-	return firstErr
+	return first
 }
 
 // releaseVCPUs gives the vCPUs' threads their order, configured or not: a
@@ -431,10 +445,8 @@ func (c *vcpu) launch(l *launch, own error) (err error) {
 	v := c.vm
 	err = own
 	if l.ready != nil {
-		for range l.n {
-			if e := <-l.ready; e != nil && err == nil {
-				err = e
-			}
+		if e := firstError(l.ready, l.n); err == nil {
+			err = e
 		}
 	}
 	l.steps.mark("vcpus")

@@ -100,9 +100,6 @@ type VM struct {
 
 	restored *restoredState // set by Restore: what the vCPUs start from
 	dirtyLog bool           // memory slots log dirty pages (diff snapshots)
-	// irqchipMade: the in-kernel interrupt controllers exist (made by
-	// PrepareHostFor).
-	irqchipMade bool
 	// pendingDirty holds pages a failed migration took from the dirty
 	// log of a VM that tracks them for diff snapshots.
 	pendingDirty snapshot.Bitmap
@@ -166,7 +163,8 @@ func New(cfg Config) (_ *VM, err error) {
 	}
 	steps.mark("create-vm")
 	v.dirtyLog = cfg.TrackDirtyPages
-	if v.mem == nil { // else PrepareHostFor made the RAM and the irqchip
+	prepared := v.mem != nil // PrepareHostFor made the RAM and the irqchip
+	if !prepared {
 		if v.mem, err = memory.New(cfg.MemoryBytes, memory.Options{HugePages: cfg.HugePages}); err != nil {
 			return nil, err
 		}
@@ -175,7 +173,7 @@ func New(cfg Config) (_ *VM, err error) {
 		}
 	}
 	steps.mark("memory")
-	if !v.irqchipMade {
+	if !prepared {
 		if err := v.createIRQChip(); err != nil {
 			return nil, err
 		}
@@ -226,11 +224,17 @@ func supportedCPUIDAsync(sys *kvm.System) func() ([]kvm.CPUIDEntry2, error) {
 	}()
 	return sync.OnceValues(func() ([]kvm.CPUIDEntry2, error) {
 		a := <-ch
-		if a.err != nil {
-			return nil, fmt.Errorf("get supported CPUID: %w", a.err)
-		}
-		return a.ids, nil
+		return cpuidAnswer(a.ids, a.err)
 	})
+}
+
+// cpuidAnswer is KVM_GET_SUPPORTED_CPUID's answer as New and Restore take
+// it.
+func cpuidAnswer(ids []kvm.CPUIDEntry2, err error) ([]kvm.CPUIDEntry2, error) {
+	if err != nil {
+		return nil, fmt.Errorf("get supported CPUID: %w", err)
+	}
+	return ids, nil
 }
 
 // stepTimer notes how long each step of a sequence took.
@@ -451,12 +455,7 @@ func (v *VM) Start() error {
 		return nil
 	}
 	l := &launch{steps: newStepTimer(time.Now()), done: make(chan launched, 1)}
-	v.spawnVCPUs()
-	v.configureVCPUs()
-	v.vcpuMu.Lock()
-	l.ready, l.n = v.ready, len(v.vcpus)
-	v.ready = nil
-	v.vcpuMu.Unlock()
+	l.ready, l.n = v.takeVCPUResults()
 	if !v.releaseVCPUs(vcpuOrder{run: true, launch: l}) {
 		return fmt.Errorf("%w: it was closed before it started", ErrNotRunning)
 	}

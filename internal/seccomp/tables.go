@@ -54,8 +54,9 @@ func rules(pid int) ([]sysRule, error) {
 		unix.SYS_SCHED_GETAFFINITY, unix.SYS_OPENAT, unix.SYS_PREAD64, // GOMAXPROCS re-reads CPU sets and cgroup cpu.max
 		unix.SYS_EPOLL_CREATE1, unix.SYS_EPOLL_CTL, unix.SYS_EPOLL_PWAIT, unix.SYS_EVENTFD2, // the netpoller, set up lazily
 
-		// Files: console (pwritev2: the vCPU's RWF_NOWAIT writes) and log output, disks, snapshots, a migration's
-		// disk copies, /proc/self/pagemap, TLS keys, resolv.conf.
+		// Files: console (pwritev2: the vCPU's RWF_NOWAIT writes) and
+		// log output, disks, snapshots, a migration's disk copies,
+		// /proc/self/pagemap, TLS keys, resolv.conf.
 		unix.SYS_READ, unix.SYS_WRITE, unix.SYS_WRITEV, unix.SYS_CLOSE, unix.SYS_PWRITE64, unix.SYS_PWRITEV2, unix.SYS_LSEEK,
 		unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_FCNTL,
 		unix.SYS_FSYNC, unix.SYS_FDATASYNC, unix.SYS_SYNC_FILE_RANGE, unix.SYS_FALLOCATE, unix.SYS_FTRUNCATE, unix.SYS_FLOCK,
