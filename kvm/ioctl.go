@@ -98,6 +98,23 @@ func (h *fdHandle) ioctlArg(req ioctlReq, arg uintptr) (uintptr, error) {
 	})
 }
 
+// stat is fstat on the descriptor, kept open for the call as rawIoctl
+// keeps it.
+func (h *fdHandle) stat() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if h == nil || h.closed.Load() {
+		return st, fmt.Errorf("fstat: %w", os.ErrClosed)
+	}
+	var serr error
+	if err := h.conn.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil {
+		return st, fmt.Errorf("fstat: %w", err)
+	}
+	if serr != nil {
+		return st, fmt.Errorf("fstat: %w", serr)
+	}
+	return st, nil
+}
+
 // close closes the descriptor once; later calls do nothing.
 func (h *fdHandle) close() error {
 	if h == nil || !h.closed.CompareAndSwap(false, true) {

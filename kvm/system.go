@@ -38,6 +38,10 @@ func Open(path string) (*System, error) {
 // Close closes /dev/kvm. VMs created from it stay usable.
 func (s *System) Close() error { return s.h.close() }
 
+// Stat returns fstat of the open device: which device node this System is
+// (a KVM module loaded again makes a new one).
+func (s *System) Stat() (unix.Stat_t, error) { return s.h.stat() }
+
 // Fd returns the file descriptor, for diagnostics only.
 func (s *System) Fd() uintptr { return s.h.fd() }
 
