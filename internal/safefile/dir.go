@@ -29,6 +29,10 @@ func OpenDir(path string) (*Dir, error) {
 	return &Dir{f: os.NewFile(uintptr(fd), path), path: path}, nil
 }
 
+// DirOf is the Dir of a directory its caller opened (and checked); the
+// Dir owns f from then on.
+func DirOf(f *os.File) *Dir { return &Dir{f: f, path: f.Name()} }
+
 // Path is the path the directory was opened by.
 func (d *Dir) Path() string { return d.path }
 

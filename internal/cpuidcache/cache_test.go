@@ -1,0 +1,246 @@
+package cpuidcache
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/ternvm/tern/kvm"
+)
+
+// openKVM returns this machine's /dev/kvm, or skips: these parts need a
+// KVM host (the CI machine and the development machine have one).
+func openKVM(t *testing.T) *kvm.System {
+	t.Helper()
+	sys, err := kvm.Open("/dev/kvm")
+	if err != nil {
+		t.Skipf("no usable /dev/kvm: %v", err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	return sys
+}
+
+func someKey() hostKey {
+	k := hostKey{dev: 5, ino: 1234, rdev: 10<<8 | 232, ctimeSec: 1700000000, ctimeNsec: 42, xcompGuestPerm: 0x2e7}
+	copy(k.bootID[:], "0f8fad5b-d9cb-469f-a165-70867728950e")
+	return k
+}
+
+func someIDs() []kvm.CPUIDEntry2 {
+	return []kvm.CPUIDEntry2{
+		{Function: 0, EAX: 0xd, EBX: 0x756e6547, ECX: 0x6c65746e, EDX: 0x49656e69},
+		{Function: 7, Index: 0, Flags: 1, EBX: 0x219c07ab},
+		{Function: 0xd, Index: 1, Flags: 1, EAX: 0xf},
+	}
+}
+
+func TestKeptAnswerIsReadBack(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache") // missing: store makes it
+	k := someKey()
+	if err := store(dir, k, someIDs()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("directory made as %v (%v), want mode 0700", st.Mode(), err)
+	}
+	st, err = os.Stat(filepath.Join(dir, FileName))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("file written as %v (%v), want mode 0600", st.Mode(), err)
+	}
+	got, err := load(dir, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, someIDs()) {
+		t.Fatalf("read back %+v, kept %+v", got, someIDs())
+	}
+}
+
+func TestNoFileIsNotExist(t *testing.T) {
+	if _, err := load(t.TempDir(), someKey()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("load from an empty directory: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// Each field of the key is what the answer holds for: another value in
+// any of them is another host (or the same one changed) and no answer.
+func TestAnotherHostKeyIsNoAnswer(t *testing.T) {
+	changes := map[string]func(*hostKey){
+		"boot":  func(k *hostKey) { k.bootID[0] ^= 1 },
+		"dev":   func(k *hostKey) { k.dev++ },
+		"ino":   func(k *hostKey) { k.ino++ },
+		"rdev":  func(k *hostKey) { k.rdev++ },
+		"ctime": func(k *hostKey) { k.ctimeSec++ },
+		"nsec":  func(k *hostKey) { k.ctimeNsec++ },
+		"xcomp": func(k *hostKey) { k.xcompGuestPerm |= 1 << 18 },
+	}
+	for name, change := range changes {
+		dir := t.TempDir()
+		if err := store(dir, someKey(), someIDs()); err != nil {
+			t.Fatal(err)
+		}
+		k := someKey()
+		change(&k)
+		if _, err := load(dir, k); !errors.Is(err, errMismatch) {
+			t.Errorf("%s changed: %v, want the key mismatch", name, err)
+		}
+	}
+}
+
+// Every byte of the file counts: one flipped anywhere, or the file cut
+// short or made longer, and it is refused.
+func TestEveryAlteredFileIsRefused(t *testing.T) {
+	k := someKey()
+	good := encode(k, someIDs())
+	if _, err := decode(good, k); err != nil {
+		t.Fatalf("the file as written: %v", err)
+	}
+	for i := range good {
+		b := append([]byte(nil), good...)
+		b[i] ^= 0x10
+		if ids, err := decode(b, k); err == nil {
+			t.Fatalf("byte %d flipped: read as %+v", i, ids)
+		}
+	}
+	for n := 0; n < len(good); n++ {
+		if _, err := decode(good[:n], k); err == nil {
+			t.Fatalf("cut to %d of %d bytes: read", n, len(good))
+		}
+	}
+	if _, err := decode(append(append([]byte(nil), good...), 0), k); err == nil {
+		t.Fatal("one byte longer: read")
+	}
+}
+
+// A cache another user could write is neither read nor written.
+func TestWritableByOthersIsUnsafe(t *testing.T) {
+	dir := t.TempDir()
+	if err := store(dir, someKey(), someIDs()); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, FileName)
+	if err := os.Chmod(file, 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(dir, someKey()); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("group-writable file: %v, want ErrUnsafe", err)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(dir, someKey()); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("world-writable directory, read: %v, want ErrUnsafe", err)
+	}
+	if err := store(dir, someKey(), someIDs()); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("world-writable directory, write: %v, want ErrUnsafe", err)
+	}
+}
+
+// A link in the file's place is not followed; writing replaces the link,
+// never what it points to.
+func TestSymlinkIsNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, encode(someKey(), someIDs()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, FileName)
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := load(dir, someKey()); err == nil {
+		t.Fatalf("read %+v through a link", ids)
+	}
+	other := someIDs()[:1]
+	if err := store(dir, someKey(), other); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("after the write the entry is %v (%v), want a regular file", st.Mode(), err)
+	}
+	b, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := decode(b, someKey()); err != nil || len(ids) != len(someIDs()) {
+		t.Fatalf("the link's target changed: %+v, %v", ids, err)
+	}
+}
+
+// With KVM: the first call asks and keeps the answer, the next reads the
+// file; what it reads is what the file holds (the proof that KVM was not
+// asked), and KVM's own answer is the one kept.
+func TestSupportedKeepsThenReads(t *testing.T) {
+	sys := openKVM(t)
+	want, err := sys.SupportedCPUID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, err := Supported(sys, dir)
+	if err != nil || a.CacheErr != nil || a.Source != Kept {
+		t.Fatalf("first call: source %v, cache error %v, error %v; want kept", a.Source, a.CacheErr, err)
+	}
+	if !reflect.DeepEqual(a.IDs, want) {
+		t.Fatal("first call's answer differs from KVM's")
+	}
+	a, err = Supported(sys, dir)
+	if err != nil || a.CacheErr != nil || a.Source != Read || !reflect.DeepEqual(a.IDs, want) {
+		t.Fatalf("second call: source %v, cache error %v, error %v, same answer %v; want KVM's answer read", a.Source, a.CacheErr, err, reflect.DeepEqual(a.IDs, want))
+	}
+
+	// A file for this host holding something else is taken as it is.
+	k, err := hostKeyOf(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store(dir, k, someIDs()); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = Supported(sys, dir); err != nil || a.Source != Read || !reflect.DeepEqual(a.IDs, someIDs()) {
+		t.Fatalf("planted answer: source %v, error %v, ids %+v; want it read", a.Source, err, a.IDs)
+	}
+
+	// A file for another boot is replaced by KVM's answer.
+	k.bootID[0] ^= 1
+	if err := store(dir, k, someIDs()); err != nil {
+		t.Fatal(err)
+	}
+	a, err = Supported(sys, dir)
+	if err != nil || a.Source != Kept || !reflect.DeepEqual(a.IDs, want) {
+		t.Fatalf("another boot's file: source %v, cache error %v, error %v; want KVM's answer kept", a.Source, a.CacheErr, err)
+	}
+	if a, _ = Supported(sys, dir); a.Source != Read {
+		t.Fatalf("after the rewrite: source %v, want read", a.Source)
+	}
+}
+
+func TestNoDirectoryAsksKVM(t *testing.T) {
+	sys := openKVM(t)
+	a, err := Supported(sys, "")
+	if err != nil || a.Source != Asked || a.CacheErr != nil || len(a.IDs) == 0 {
+		t.Fatalf("no directory: source %v, cache error %v, error %v, %d entries", a.Source, a.CacheErr, err, len(a.IDs))
+	}
+}
+
+func TestUnsafeDirectoryAsksKVMAndSaysWhy(t *testing.T) {
+	sys := openKVM(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Supported(sys, dir)
+	if err != nil || a.Source != Asked || !errors.Is(a.CacheErr, ErrUnsafe) || len(a.IDs) == 0 {
+		t.Fatalf("world-writable directory: source %v, cache error %v, error %v", a.Source, a.CacheErr, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a file was written into it: %v", err)
+	}
+}
