@@ -92,6 +92,14 @@ type Config struct {
 
 	// KVMPath is the KVM device; empty means DefaultKVMPath.
 	KVMPath string
+	// HostCacheDir is a directory where tern keeps what it learns of the
+	// host between runs: KVM's supported CPUID, which takes about 0.5 ms
+	// to ask where the CPUID instruction traps to a hypervisor (see
+	// internal/cpuidcache for when a kept answer no longer holds). Empty:
+	// nothing is kept. It must belong to this process's user and be
+	// writable by no one else, or it is not used; a missing one is made
+	// (mode 0700) if its parent exists.
+	HostCacheDir string
 	// Logger receives the monitor's own log; nil means a logger that
 	// discards.
 	Logger logrus.FieldLogger

@@ -341,6 +341,7 @@ type ReceiveOptions struct {
 	Console      io.Writer
 	ConsoleInput io.Reader
 	KVMPath      string
+	HostCacheDir string // as Config.HostCacheDir
 	Logger       logrus.FieldLogger
 	OnEvent      func(Event) // as Config.OnEvent
 	Started      time.Time
@@ -405,7 +406,7 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	cfg, err := ls.config(RestoreOptions{
 		DiskPaths: o.DiskPaths, DiskFiles: o.DiskFiles, TAPs: o.TAPs, TAPFiles: o.TAPFiles, Bridges: o.Bridges, VsockSocket: o.VsockSocket,
 		TrustSnapshotPaths: o.TrustSourcePaths,
-		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
+		Console:            o.Console, ConsoleInput: o.ConsoleInput, KVMPath: o.KVMPath, HostCacheDir: o.HostCacheDir, Logger: o.Logger, OnEvent: o.OnEvent, Started: o.Started,
 		BeforeRun: o.BeforeRun, MMDSStore: o.MMDSStore,
 	}, cmp.Or(d.from, "the incoming VM"))
 	if err != nil {
@@ -416,8 +417,8 @@ func (d *migrationDest) Prepare(h migrate.Hello) ([][]byte, error) {
 	if v.sys, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
 	}
-	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
-		return nil, fmt.Errorf("get supported CPUID: %w", err)
+	if v.cpuid, err = v.hostCPUID(v.sys); err != nil {
+		return nil, err
 	}
 	if err := checkTemplateHost(cfg.CPUTemplate, v.sys, v.cpuid); err != nil {
 		return nil, fmt.Errorf("this host cannot run the guest: %w", err)

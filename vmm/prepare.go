@@ -15,9 +15,9 @@ import (
 // ms of KVM calls on the development machine, most of it in the kernel).
 // The next New or Restore whose KVMPath is path takes what it made instead
 // of doing it again, so a program that parses its command line and checks
-// its files meanwhile starts its guest sooner; New or Restore asks the
-// device's CPUID (another 0.5 ms here) on its caller's thread while the VM
-// is made. What failed is done again, and reported, by New; what no New
+// its files meanwhile starts its guest sooner; New or Restore gets the
+// device's supported CPUID (another 0.5 ms here where it is not in
+// Config.HostCacheDir) on its caller's thread while the VM is made. What failed is done again, and reported, by New; what no New
 // or Restore takes is released when the process exits. A second call
 // releases the first one's work once it is done.
 func PrepareHost(path string) { PrepareHostFor(path, 0) }
@@ -85,9 +85,9 @@ func (p *preparedHost) prepare() {
 }
 
 // openHost gives v the KVM device (and the VM too where PrepareHost made
-// them) and returns what waits for the device's supported CPUID:
-// KVM_GET_SUPPORTED_CPUID takes about 0.5 ms here and needs nothing but
-// the device, so the VM is built meanwhile, on PrepareHost's goroutine or
+// them) and returns what waits for the device's supported CPUID (read
+// from the host cache, or KVM_GET_SUPPORTED_CPUID: about 0.5 ms here),
+// which needs nothing but the device, so the VM is built meanwhile, on PrepareHost's goroutine or
 // (without it) while this one asks on another. With fresh (New) it takes
 // prepared guest RAM and interrupt controllers too, where they are what
 // cfg asks for; a prepared VM that has them otherwise is closed (Restore,
@@ -101,8 +101,8 @@ func (v *VM) openHost(fresh bool) (func() ([]kvm.CPUIDEntry2, error), error) {
 		}
 		// Asked here: this thread would only wait for the VM, and a
 		// third thread would compete for this machine's two CPUs.
-		ids, err := p.sys.SupportedCPUID()
-		cpuid := func() ([]kvm.CPUIDEntry2, error) { return cpuidAnswer(ids, err) }
+		ids, err := v.hostCPUID(p.sys)
+		cpuid := func() ([]kvm.CPUIDEntry2, error) { return ids, err }
 		<-p.done
 		v.sys = p.sys
 		switch c := v.cfg; {
@@ -127,7 +127,7 @@ func (v *VM) openOwnHost() (func() ([]kvm.CPUIDEntry2, error), error) {
 		return nil, err
 	}
 	v.sys = sys
-	return supportedCPUIDAsync(sys), nil
+	return v.supportedCPUIDAsync(sys), nil
 }
 
 // release closes what prepare opened, once it is done.

@@ -62,6 +62,7 @@ type RestoreOptions struct {
 	Console      io.Writer
 	ConsoleInput io.Reader
 	KVMPath      string
+	HostCacheDir string // as Config.HostCacheDir
 	Logger       logrus.FieldLogger
 	OnEvent      func(Event) // as Config.OnEvent
 	// Started is when the restore was asked for; restore latency is
@@ -233,7 +234,7 @@ func (ls *loadedSnapshot) config(opts RestoreOptions, from string) (Config, erro
 	cfg := Config{
 		CPUs: c.CPUs, MemoryBytes: c.MemoryBytes, Cmdline: c.Cmdline, KernelPath: c.KernelPath,
 		RNG: c.RNG, RNGRateLimit: c.RNGRateLimit, Balloon: c.Balloon,
-		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
+		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath, HostCacheDir: opts.HostCacheDir,
 		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started, BeforeRun: opts.BeforeRun,
 	}
 	var err error

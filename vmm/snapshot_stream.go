@@ -115,7 +115,7 @@ func RestoreFrom(r io.Reader, opts RestoreOptions) (_ *VM, err error) {
 	d := &migrationDest{from: "the snapshot stream", opts: ReceiveOptions{
 		DiskPaths: opts.DiskPaths, DiskFiles: opts.DiskFiles, TAPs: opts.TAPs, TAPFiles: opts.TAPFiles, Bridges: opts.Bridges, VsockSocket: opts.VsockSocket,
 		TrustSourcePaths: opts.TrustSnapshotPaths, TrackDirtyPages: opts.TrackDirtyPages,
-		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath,
+		Console: opts.Console, ConsoleInput: opts.ConsoleInput, KVMPath: opts.KVMPath, HostCacheDir: opts.HostCacheDir,
 		Logger: opts.Logger, OnEvent: opts.OnEvent, Started: opts.Started, BeforeRun: opts.BeforeRun,
 	}}
 	err = migrate.ReadSnapshot(context.Background(), r, streamDest{d})

@@ -14,6 +14,7 @@ import (
 	"github.com/ternvm/tern/boot"
 	"github.com/ternvm/tern/boot/acpi"
 	"github.com/ternvm/tern/boot/mptable"
+	"github.com/ternvm/tern/internal/cpuidcache"
 	"github.com/ternvm/tern/kvm"
 	"github.com/ternvm/tern/migrate/snapshot"
 	"github.com/ternvm/tern/virtio/block"
@@ -209,32 +210,42 @@ func New(cfg Config) (_ *VM, err error) {
 	return v, nil
 }
 
-// supportedCPUIDAsync asks KVM for the CPUID it supports on another
-// goroutine; the function returned waits for the answer. Its caller must
-// call it (on every path, errors included) before closing sys.
-func supportedCPUIDAsync(sys *kvm.System) func() ([]kvm.CPUIDEntry2, error) {
+// supportedCPUIDAsync asks for sys's supported CPUID (hostCPUID) on
+// another goroutine; the function returned waits for the answer. Its
+// caller must call it (on every path, errors included) before closing sys.
+func (v *VM) supportedCPUIDAsync(sys *kvm.System) func() ([]kvm.CPUIDEntry2, error) {
 	type answer struct {
 		ids []kvm.CPUIDEntry2
 		err error
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		ids, err := sys.SupportedCPUID()
+		ids, err := v.hostCPUID(sys)
 		ch <- answer{ids, err}
 	}()
 	return sync.OnceValues(func() ([]kvm.CPUIDEntry2, error) {
 		a := <-ch
-		return cpuidAnswer(a.ids, a.err)
+		return a.ids, a.err
 	})
 }
 
-// cpuidAnswer is KVM_GET_SUPPORTED_CPUID's answer as New and Restore take
-// it.
-func cpuidAnswer(ids []kvm.CPUIDEntry2, err error) ([]kvm.CPUIDEntry2, error) {
+// hostCPUID is KVM_GET_SUPPORTED_CPUID of sys, read from the host cache
+// where it holds the answer (Config.HostCacheDir).
+func (v *VM) hostCPUID(sys *kvm.System) ([]kvm.CPUIDEntry2, error) {
+	a, err := cpuidcache.Supported(sys, v.cfg.HostCacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("get supported CPUID: %w", err)
 	}
-	return ids, nil
+	log := v.log.WithField("dir", v.cfg.HostCacheDir)
+	switch {
+	case a.CacheErr == nil:
+		log.WithField("from", a.Source.String()).Debug("supported CPUID")
+	case errors.Is(a.CacheErr, cpuidcache.ErrUnsafe):
+		log.WithError(a.CacheErr).Warn("host cache not used: KVM's supported CPUID asked instead")
+	default:
+		log.WithError(a.CacheErr).Debug("host cache not used: KVM's supported CPUID asked instead")
+	}
+	return a.IDs, nil
 }
 
 // stepTimer notes how long each step of a sequence took.

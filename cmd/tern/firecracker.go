@@ -68,6 +68,7 @@ func firecrackerCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "parent-cpu-time-us", Usage: "accepted (the jailer's CPU time)"},
 			&cli.Uint64Flag{Name: "http-api-max-payload-size", Value: fcapi.MaxBodyBytes, Usage: "largest API request body; tern supports only the default"},
 			&cli.BoolFlag{Name: "version", Usage: "print the version of Firecracker's API tern implements"},
+			cacheDirFlag(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return &exitError{code: fcExitArgParsing, err: fmt.Errorf("%w (see tern firecracker --help)", err)}
@@ -130,7 +131,7 @@ func firecrackerAction(c *cli.Context) error {
 	vms := make(chan *vmm.VM, 1)
 	opts := fcapi.Options{
 		ID: c.String("id"), Console: os.Stdout, ConsoleInput: os.Stdin,
-		Logger: log, Started: start,
+		Logger: log, Started: start, HostCacheDir: c.String("cache-dir"),
 		OnStart: func(vm *vmm.VM) { vms <- vm }, BeforeRun: beforeRun,
 		// As Firecracker, the metadata store exists from the start: PUT
 		// /mmds may fill it before /mmds/config says who reaches it.

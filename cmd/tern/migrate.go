@@ -54,6 +54,7 @@ func migrateCommand() *cli.Command {
 					&cli.StringFlag{Name: "api-socket", Usage: "serve the received VM's HTTP API on this Unix socket"},
 					&cli.BoolFlag{Name: "track-dirty-pages", Usage: "track dirty pages in the received guest"},
 					&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
+					cacheDirFlag(),
 					consoleFlag(),
 					consoleRawFlag(),
 				}, append(tlsFlags(), seccompFlags()...)...),
@@ -109,7 +110,7 @@ func migrateReceive(c *cli.Context) error {
 	opts := vmm.ReceiveOptions{
 		VsockSocket: c.String("vsock-socket"), TrackDirtyPages: c.Bool("track-dirty-pages"),
 		TrustSourcePaths: c.Bool("trust-source-paths"),
-		KVMPath:          c.String("kvm"), Logger: logger, Started: started,
+		KVMPath:          c.String("kvm"), HostCacheDir: c.String("cache-dir"), Logger: logger, Started: started,
 	}
 	if opts.DiskPaths, opts.TAPs, opts.Bridges, err = parseHostOverrides(c); err != nil {
 		return err

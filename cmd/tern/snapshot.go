@@ -70,6 +70,7 @@ func snapshotCommand() *cli.Command {
 					&cli.BoolFlag{Name: "trust-snapshot-paths", Usage: "use every disk, TAP, bridge and vsock socket the snapshot names that no flag above maps, as it names it"},
 					&cli.BoolFlag{Name: "track-dirty-pages", Usage: "track dirty pages in the restored guest (diff snapshots relative to this one)"},
 					&cli.StringFlag{Name: "kvm", Value: vmm.DefaultKVMPath, Usage: "KVM device"},
+					cacheDirFlag(),
 				}, seccompFlags()...),
 				Action: snapshotRestore,
 			},
@@ -132,7 +133,7 @@ func snapshotRestore(c *cli.Context) error {
 	opts := vmm.RestoreOptions{
 		Dir: c.String("dir"), VsockSocket: c.String("vsock-socket"), TrackDirtyPages: c.Bool("track-dirty-pages"),
 		TrustSnapshotPaths: c.Bool("trust-snapshot-paths"),
-		KVMPath:            c.String("kvm"), Logger: logger, Started: started,
+		KVMPath:            c.String("kvm"), HostCacheDir: c.String("cache-dir"), Logger: logger, Started: started,
 	}
 	var err error
 	if opts.DiskPaths, opts.TAPs, opts.Bridges, err = parseHostOverrides(c); err != nil {

@@ -644,7 +644,7 @@ func (s *Server) vmConfig() (_ vmm.Config, _ map[string]string, _ map[string]str
 		TrackDirtyPages: c.machine.dirty,
 		CPUTemplate:     c.machine.template,
 		Console:         s.opts.Console, ConsoleInput: s.opts.ConsoleInput,
-		KVMPath: s.opts.KVMPath, Logger: s.opts.Logger, Started: s.opts.Started,
+		KVMPath: s.opts.KVMPath, HostCacheDir: s.opts.HostCacheDir, Logger: s.opts.Logger, Started: s.opts.Started,
 		BeforeRun: s.opts.BeforeRun,
 	}
 	if cfg.Cmdline == "" {

@@ -63,6 +63,8 @@ type Options struct {
 	ConsoleInput io.Reader
 	// KVMPath is the KVM device; empty means vmm's default.
 	KVMPath string
+	// HostCacheDir is vmm.Config.HostCacheDir for the microVM.
+	HostCacheDir string
 	// Logger is the monitor's logger, given to vmm; PUT /logger sets its
 	// output, level and format. nil: one that discards until PUT /logger.
 	Logger *logrus.Logger

@@ -158,7 +158,7 @@ func (s *Server) loadSnapshot(body []byte) error {
 		// TAPs and the vsock socket can be overridden.
 		TrustSnapshotPaths: true,
 		Console:            s.opts.Console, ConsoleInput: s.opts.ConsoleInput,
-		KVMPath: s.opts.KVMPath, Logger: s.opts.Logger, Started: s.opts.Started,
+		KVMPath: s.opts.KVMPath, HostCacheDir: s.opts.HostCacheDir, Logger: s.opts.Logger, Started: s.opts.Started,
 		BeforeRun: s.opts.BeforeRun,
 		// The service's configuration comes with the snapshot; the
 		// document is this server's store, as Firecracker keeps it.

@@ -1,0 +1,100 @@
+package vmm_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+	"github.com/ternvm/tern/internal/cpuidcache"
+	"github.com/ternvm/tern/test/tinyguest"
+	"github.com/ternvm/tern/vmm"
+)
+
+// cpuidFrom is where the "supported CPUID" debug line says the answer
+// came from, or "" if there was none.
+func cpuidFrom(hook *test.Hook) string {
+	for _, e := range hook.AllEntries() {
+		if e.Message == "supported CPUID" {
+			from, _ := e.Data["from"].(string)
+			return from
+		}
+	}
+	return ""
+}
+
+// The first guest asks KVM and keeps the answer in HostCacheDir; the next
+// reads it there, and its guest runs as well.
+func TestNewKeepsThenReadsTheHostCPUID(t *testing.T) {
+	tinyguest.RequireKVM(t)
+	elf, err := tinyguest.BuildHello(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "cache")
+	for i, want := range []string{cpuidcache.Kept.String(), cpuidcache.Read.String()} {
+		cons := &console{}
+		log, hook := newLogger()
+		v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 32 << 20, Console: cons, Logger: log, HostCacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		reason, err := v.Run(ctx)
+		cancel()
+		v.Close()
+		if err != nil || reason != vmm.StopPoweroff || !strings.Contains(cons.String(), tinyguest.HelloLine) {
+			t.Fatalf("guest %d: %v, %v, console %q; want a poweroff after %q", i+1, reason, err, cons.String(), tinyguest.HelloLine)
+		}
+		if got := cpuidFrom(hook); got != want {
+			t.Errorf("guest %d: supported CPUID from %q, want %q", i+1, got, want)
+		}
+		if i == 0 {
+			if _, err := os.Stat(filepath.Join(dir, cpuidcache.FileName)); err != nil {
+				t.Fatalf("nothing kept: %v", err)
+			}
+		}
+	}
+}
+
+// A cache directory others may write is not used, and the log says so at
+// warning level; the guest runs on KVM's own answer.
+func TestUnsafeHostCacheIsNotUsed(t *testing.T) {
+	tinyguest.RequireKVM(t)
+	elf, err := tinyguest.BuildHello(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cons := &console{}
+	log, hook := newLogger()
+	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 32 << 20, Console: cons, Logger: log, HostCacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if reason, err := v.Run(ctx); err != nil || reason != vmm.StopPoweroff {
+		t.Errorf("Run: %v, %v; want a poweroff", reason, err)
+	}
+	v.Close()
+	warned := false
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "host cache not used") && strings.Contains(e.Data["error"].(error).Error(), dir) {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Error("no warning names the unsafe cache directory")
+	}
+	if _, err := os.Stat(filepath.Join(dir, cpuidcache.FileName)); err == nil {
+		t.Error("the answer was kept in a directory others may write")
+	}
+}
