@@ -5,9 +5,14 @@
 //   - start: from fork/exec of the monitor to the first byte of the hello
 //     tiny guest's console line on a pipe (tern `run --pvh --memory 128M
 //     --console stdio`; QEMU `-M microvm` with the same ELF as -kernel and
-//     its serial on stdout), interleaved runs, min and median; and tern
+//     its serial on stdout), interleaved runs, min and median; tern
 //     firecracker booting the same guest from a Firecracker configuration
-//     file (--no-api --config-file), the console on its stdout.
+//     file (--no-api --config-file), the console on its stdout; and tern
+//     run with no host cache (--cache-dir ""), asking KVM for its
+//     supported CPUID as a first start after boot does. Every other tern
+//     run of the bench keeps that answer in a cache directory of its own,
+//     written by one start before the measured ones: the state of a host
+//     that has started a guest since it booted.
 //   - rate: hello guests started and finished one after another, and 8 at
 //     a time, VMs per second, every guest's console checked for its line.
 //     (QEMU's microvm does not power off on the guest's ACPI S5 write, so
@@ -120,6 +125,9 @@ func run() int {
 	return 0
 }
 
+// cache is the bench's own host cache directory (tern --cache-dir).
+func (b *bench) cache() string { return filepath.Join(b.dir, "cache") }
+
 func (b *bench) prepare(ctx context.Context, ternBin string) error {
 	_, err := exec.LookPath(qemuBinary)
 	b.qemu = err == nil
@@ -204,9 +212,16 @@ func (b *bench) start(ctx context.Context, runs int) {
 		ds   []time.Duration
 		err  error
 	}
+	run := []string{b.tern, "run", "--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", "stdio"}
 	cs := []*contender{
-		{who: "tern", argv: []string{b.tern, "run", "--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", "stdio"}},
-		{who: "tern-firecracker", argv: []string{b.tern, "firecracker", "--no-api", "--config-file", fcConfig}},
+		{who: "tern", argv: slices.Concat(run, []string{"--cache-dir", b.cache()})},
+		{who: "tern-no-cache", argv: slices.Concat(run, []string{"--cache-dir", ""})},
+		{who: "tern-firecracker", argv: []string{b.tern, "firecracker", "--no-api", "--config-file", fcConfig, "--cache-dir", b.cache()}},
+	}
+	// The cache's first answer is KVM's: written here, not measured.
+	if _, err := b.firstByte(ctx, "start-cache", cs[0].argv); err != nil {
+		b.fail(part+" tern", err)
+		return
 	}
 	if b.qemu {
 		cs = append(cs, &contender{who: "qemu", argv: qemuArgs(b.hello, startMemory, "stdio")})
@@ -302,7 +317,7 @@ func (b *bench) rate(ctx context.Context, parallel int) {
 func (b *bench) runHello(ctx context.Context, name string) error {
 	con := filepath.Join(b.dir, name+".console")
 	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "run",
-		"--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", con)
+		"--kernel", b.hello, "--pvh", "--memory", startMemory, "--console", con, "--cache-dir", b.cache())
 	if err != nil {
 		return err
 	}
@@ -377,7 +392,7 @@ func (b *bench) idlePSS(ctx context.Context) {
 		fmt.Printf("BENCH %s %s vms=%d pss-kib=%d pss-kib-min=%d pss-kib-mean=%d pss-anon-kib=%d\n", part, who, len(kib), kib[len(kib)/2], kib[0], sum/len(kib), anon[len(anon)/2])
 	}
 	measure("tern", pssTernVMs, func(con string) []string {
-		return []string{b.tern, "run", "--kernel", b.halt, "--pvh", "--memory", startMemory, "--console", con}
+		return []string{b.tern, "run", "--kernel", b.halt, "--pvh", "--memory", startMemory, "--console", con, "--cache-dir", b.cache()}
 	})
 	if b.qemu {
 		measure("qemu", pssQEMUVMs, func(con string) []string { return qemuArgs(b.halt, startMemory, "file:"+con) })
@@ -456,7 +471,7 @@ func (b *bench) snapshot(ctx context.Context, snap string) error {
 // and the time until the bench read that log line.
 func (b *bench) restoreOnce(ctx context.Context, name, snap string) (time.Duration, time.Duration, error) {
 	p, err := b.ps.Start(name, filepath.Join(b.dir, name+".log"), nil, b.tern, "--log-level", "debug",
-		"snapshot", "restore", "--dir", snap, "--console", "none", "--trust-snapshot-paths")
+		"snapshot", "restore", "--dir", snap, "--console", "none", "--trust-snapshot-paths", "--cache-dir", b.cache())
 	if err != nil {
 		return 0, 0, err
 	}
