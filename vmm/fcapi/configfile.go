@@ -10,10 +10,15 @@ import (
 
 // ApplyConfig applies a Firecracker configuration file (--config-file:
 // FullConfig's kebab-case sections) to the pre-boot configuration, each
-// section as its PUT would; Start then boots it. Unknown keys and
-// sections tern does not implement are refused.
+// section as its PUT would, from the section's own bytes; Start then boots
+// it. Unknown keys and sections tern does not implement are refused.
+//
+// The file is not decoded into FullConfig: encoding/json builds the
+// encoders of every type a struct reaches the first time it decodes one,
+// 0.15-0.3 ms for FullConfig on the development machine, on the way to
+// the guest's start; only the sections present are decoded here.
 func (s *Server) ApplyConfig(data []byte) error {
-	var fc FullConfig
+	var fc configFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
@@ -22,14 +27,14 @@ func (s *Server) ApplyConfig(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case fc.MemoryHotplug != nil:
+	case present(fc.MemoryHotplug):
 		return notImplemented("memory hotplug (memory-hotplug)")
 	case len(fc.Pmem) > 0:
 		return notImplemented("virtio-pmem devices (pmem)")
 	}
 	type step struct {
 		name string
-		v    any
+		raw  json.RawMessage
 		put  func([]byte) error
 	}
 	steps := []step{
@@ -38,7 +43,7 @@ func (s *Server) ApplyConfig(data []byte) error {
 		{"machine-config", fc.MachineConfig, func(b []byte) error { return s.putMachine(b, false) }},
 		{"boot-source", fc.BootSource, s.putBootSource},
 	}
-	if len(fc.CPUConfig) > 0 {
+	if present(fc.CPUConfig) {
 		// After machine-config, so that it wins over a cpu_template.
 		steps = append(steps, step{"cpu-config", fc.CPUConfig, func(b []byte) error {
 			body, err := cpuConfigBody(b)
@@ -49,17 +54,23 @@ func (s *Server) ApplyConfig(data []byte) error {
 		}})
 	}
 	for _, d := range fc.Drives {
-		if d.DriveID == nil {
+		var who struct {
+			DriveID *string `json:"drive_id"`
+		}
+		if json.Unmarshal(d, &who) != nil || who.DriveID == nil {
 			return fmt.Errorf("drives: a drive lacks drive_id")
 		}
-		id := *d.DriveID
+		id := *who.DriveID
 		steps = append(steps, step{"drive " + id, d, func(b []byte) error { return s.putDrive(id, b) }})
 	}
 	for _, n := range fc.NetworkInterfaces {
-		if n.IfaceID == nil {
+		var who struct {
+			IfaceID *string `json:"iface_id"`
+		}
+		if json.Unmarshal(n, &who) != nil || who.IfaceID == nil {
 			return fmt.Errorf("network-interfaces: an interface lacks iface_id")
 		}
-		id := *n.IfaceID
+		id := *who.IfaceID
 		steps = append(steps, step{"network interface " + id, n, func(b []byte) error { return s.putNet(id, b) }})
 	}
 	steps = append(steps,
@@ -70,43 +81,37 @@ func (s *Server) ApplyConfig(data []byte) error {
 		step{"mmds-config", fc.MMDSConfig, s.putMMDSConfig},
 	)
 	for _, st := range steps {
-		if isNil(st.v) {
+		if !present(st.raw) {
 			continue
 		}
-		b, err := json.Marshal(st.v)
-		if err != nil {
-			return err
-		}
-		if err := st.put(b); err != nil {
+		if err := st.put(st.raw); err != nil {
 			return fmt.Errorf("configuration file: %s: %w", st.name, err)
 		}
 	}
 	return nil
 }
 
-// isNil reports a section the file leaves out.
-func isNil(v any) bool {
-	switch p := v.(type) {
-	case *Logger:
-		return p == nil
-	case *Metrics:
-		return p == nil
-	case *MachineConfig:
-		return p == nil
-	case *BootSource:
-		return p == nil
-	case *Vsock:
-		return p == nil
-	case *Entropy:
-		return p == nil
-	case *Balloon:
-		return p == nil
-	case *Serial:
-		return p == nil
-	case *MMDSConfig:
-		return p == nil
-	}
-	return v == nil
+// configFile is FullConfig's keys, each section left as its bytes.
+type configFile struct {
+	Balloon           json.RawMessage   `json:"balloon"`
+	Drives            []json.RawMessage `json:"drives"`
+	BootSource        json.RawMessage   `json:"boot-source"`
+	CPUConfig         json.RawMessage   `json:"cpu-config"`
+	Logger            json.RawMessage   `json:"logger"`
+	MachineConfig     json.RawMessage   `json:"machine-config"`
+	Metrics           json.RawMessage   `json:"metrics"`
+	MemoryHotplug     json.RawMessage   `json:"memory-hotplug"`
+	MMDSConfig        json.RawMessage   `json:"mmds-config"`
+	NetworkInterfaces []json.RawMessage `json:"network-interfaces"`
+	Pmem              []json.RawMessage `json:"pmem"`
+	Vsock             json.RawMessage   `json:"vsock"`
+	Entropy           json.RawMessage   `json:"entropy"`
+	Serial            json.RawMessage   `json:"serial"`
+}
+
+// present reports a section the file gives: not left out, not null.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
 // cpuConfigBody is the custom CPU template a configuration file's
