@@ -27,6 +27,26 @@ func cpuidFrom(hook *test.Hook) string {
 	return ""
 }
 
+// helloWithCache runs the hello guest in a VM whose HostCacheDir is dir
+// until it powers off after its line, and returns the VM's log.
+func helloWithCache(t *testing.T, elf, dir string) *test.Hook {
+	t.Helper()
+	cons := &console{}
+	log, hook := newLogger()
+	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 32 << 20, Console: cons, Logger: log, HostCacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reason, err := v.Run(ctx)
+	v.Close()
+	if err != nil || reason != vmm.StopPoweroff || !strings.Contains(cons.String(), tinyguest.HelloLine) {
+		t.Fatalf("%v, %v, console %q; want a poweroff after %q", reason, err, cons.String(), tinyguest.HelloLine)
+	}
+	return hook
+}
+
 // The first guest asks KVM and keeps the answer in HostCacheDir; the next
 // reads it there, and its guest runs as well.
 func TestNewKeepsThenReadsTheHostCPUID(t *testing.T) {
@@ -37,20 +57,7 @@ func TestNewKeepsThenReadsTheHostCPUID(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "cache")
 	for i, want := range []string{cpuidcache.Kept.String(), cpuidcache.Read.String()} {
-		cons := &console{}
-		log, hook := newLogger()
-		v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 32 << 20, Console: cons, Logger: log, HostCacheDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		reason, err := v.Run(ctx)
-		cancel()
-		v.Close()
-		if err != nil || reason != vmm.StopPoweroff || !strings.Contains(cons.String(), tinyguest.HelloLine) {
-			t.Fatalf("guest %d: %v, %v, console %q; want a poweroff after %q", i+1, reason, err, cons.String(), tinyguest.HelloLine)
-		}
-		if got := cpuidFrom(hook); got != want {
+		if got := cpuidFrom(helloWithCache(t, elf, dir)); got != want {
 			t.Errorf("guest %d: supported CPUID from %q, want %q", i+1, got, want)
 		}
 		if i == 0 {
@@ -73,21 +80,10 @@ func TestUnsafeHostCacheIsNotUsed(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 32 << 20, Console: cons, Logger: log, HostCacheDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if reason, err := v.Run(ctx); err != nil || reason != vmm.StopPoweroff {
-		t.Errorf("Run: %v, %v; want a poweroff", reason, err)
-	}
-	v.Close()
+	hook := helloWithCache(t, elf, dir)
 	warned := false
 	for _, e := range hook.AllEntries() {
-		if e.Level == logrus.WarnLevel && strings.Contains(e.Message, "host cache not used") && strings.Contains(e.Data["error"].(error).Error(), dir) {
+		if err, ok := e.Data["error"].(error); ok && e.Level == logrus.WarnLevel && strings.Contains(e.Message, "host cache not used") && strings.Contains(err.Error(), dir) {
 			warned = true
 		}
 	}
