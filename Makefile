@@ -71,6 +71,7 @@ FUZZ_TARGETS := \
 	./cmd/tern:FuzzDevSpec \
 	./cmd/tern:FuzzParseOverrides \
 	./cmd/tern:FuzzParseSize \
+	./internal/cpuidcache:FuzzDecode \
 	./devices:FuzzBus \
 	./devices:FuzzLegacyPIO \
 	./devices:FuzzSerial \
@@ -102,7 +103,8 @@ FUZZ_TARGETS := \
 	./virtio/vsock:FuzzSession \
 	./virtio/vsock:FuzzTxPacket \
 	./vmm/api:FuzzHandler \
-	./vmm/fcapi:FuzzAPIBodies
+	./vmm/fcapi:FuzzAPIBodies \
+	./vmm/fcapi:FuzzApplyConfig
 
 # How long each target fuzzes: fuzz-seeds is the short pass (about 5
 # minutes for all), fuzz the longer one. FUZZFLAGS passes extra flags to
