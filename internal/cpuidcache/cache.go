@@ -65,8 +65,9 @@ func (s Source) String() string {
 type Answer struct {
 	IDs    []kvm.CPUIDEntry2
 	Source Source
-	// CacheErr is why the cache could not be read or written, if it
-	// could not (a missing file is no error): the answer is KVM's then.
+	// CacheErr is why the cache could not be used, if it could not: the
+	// answer is KVM's then. A missing file, or one kept for another key
+	// or damaged, that was written anew is no error.
 	CacheErr error
 }
 
@@ -105,7 +106,7 @@ func Supported(sys *kvm.System, dir string) (Answer, error) {
 		a.CacheErr = err
 		return a, nil
 	}
-	a.Source = Kept
+	a.Source, a.CacheErr = Kept, nil
 	return a, nil
 }
 

@@ -208,17 +208,27 @@ func TestSupportedKeepsThenReads(t *testing.T) {
 		t.Fatalf("planted answer: source %v, error %v, ids %+v; want it read", a.Source, err, a.IDs)
 	}
 
-	// A file for another boot is replaced by KVM's answer.
+	// A file for another boot, or a damaged one, is replaced by KVM's
+	// answer, and that is no error.
 	k.bootID[0] ^= 1
 	if err := store(dir, k, someIDs()); err != nil {
 		t.Fatal(err)
 	}
-	a, err = Supported(sys, dir)
-	if err != nil || a.Source != Kept || !reflect.DeepEqual(a.IDs, want) {
-		t.Fatalf("another boot's file: source %v, cache error %v, error %v; want KVM's answer kept", a.Source, a.CacheErr, err)
+	damaged := filepath.Join(t.TempDir(), "damaged")
+	if err := os.Mkdir(damaged, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if a, _ = Supported(sys, dir); a.Source != Read {
-		t.Fatalf("after the rewrite: source %v, want read", a.Source)
+	if err := os.WriteFile(filepath.Join(damaged, FileName), []byte("TERNCPU1 and then nothing right"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, damaged} {
+		a, err = Supported(sys, d)
+		if err != nil || a.Source != Kept || a.CacheErr != nil || !reflect.DeepEqual(a.IDs, want) {
+			t.Fatalf("%s: source %v, cache error %v, error %v; want KVM's answer kept", d, a.Source, a.CacheErr, err)
+		}
+		if a, _ = Supported(sys, d); a.Source != Read {
+			t.Fatalf("%s after the rewrite: source %v, want read", d, a.Source)
+		}
 	}
 }
 
