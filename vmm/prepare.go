@@ -17,9 +17,10 @@ import (
 // of doing it again, so a program that parses its command line and checks
 // its files meanwhile starts its guest sooner; New or Restore gets the
 // device's supported CPUID (another 0.5 ms here where it is not in
-// Config.HostCacheDir) on its caller's thread while the VM is made. What failed is done again, and reported, by New; what no New
-// or Restore takes is released when the process exits. A second call
-// releases the first one's work once it is done.
+// Config.HostCacheDir) on its caller's thread while the VM is made. What
+// failed is done again, and reported, by New; what no New or Restore
+// takes is released when the process exits. A second call releases the
+// first one's work once it is done.
 func PrepareHost(path string) { PrepareHostFor(path, 0) }
 
 // PrepareHostFor is PrepareHost that, given a guest RAM size, goes on as
@@ -87,8 +88,8 @@ func (p *preparedHost) prepare() {
 // openHost gives v the KVM device (and the VM too where PrepareHost made
 // them) and returns what waits for the device's supported CPUID (read
 // from the host cache, or KVM_GET_SUPPORTED_CPUID: about 0.5 ms here),
-// which needs nothing but the device, so the VM is built meanwhile, on PrepareHost's goroutine or
-// (without it) while this one asks on another. With fresh (New) it takes
+// which needs nothing but the device, so the VM is built meanwhile, on
+// PrepareHost's goroutine or (without it) while this one asks on another. With fresh (New) it takes
 // prepared guest RAM and interrupt controllers too, where they are what
 // cfg asks for; a prepared VM that has them otherwise is closed (Restore,
 // another RAM size) and v makes its own.
