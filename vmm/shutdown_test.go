@@ -44,7 +44,10 @@ func TestShutdownStopsAGuestThatIgnoresIt(t *testing.T) {
 	if s := v.State(); s != vmm.StateStopped {
 		t.Errorf("state %v after Shutdown, want stopped", s)
 	}
-	if !evs.has(vmm.EventResumed) || !evs.has(vmm.EventStopped) {
+	// Events reach OnEvent on a goroutine of their own: the stopped one
+	// may come after Wait returns.
+	waitFor(t, "the stopped event", func() bool { return evs.has(vmm.EventStopped) })
+	if !evs.has(vmm.EventResumed) {
 		t.Errorf("events %v; want resumed (to shut down) and stopped", evs.kinds())
 	}
 	// Once stopped, there is nobody to ask.
