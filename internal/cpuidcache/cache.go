@@ -235,7 +235,7 @@ func openDir(dir string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkOwned(f, dir); err != nil {
+	if _, err := checkOwned(f, dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -243,16 +243,16 @@ func openDir(dir string, create bool) (*os.File, error) {
 }
 
 // checkOwned fails unless f belongs to this process's user and no one
-// else may write it.
-func checkOwned(f *os.File, path string) error {
+// else may write it; it returns f's fstat.
+func checkOwned(f *os.File, path string) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return &os.PathError{Op: "fstat", Path: path, Err: err}
+		return st, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	if int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0 {
-		return fmt.Errorf("%s (owner uid %d, mode %#o) %w", path, st.Uid, st.Mode&0o7777, ErrUnsafe)
+		return st, fmt.Errorf("%s (owner uid %d, mode %#o) %w", path, st.Uid, st.Mode&0o7777, ErrUnsafe)
 	}
-	return nil
+	return st, nil
 }
 
 func load(dir string, k hostKey) ([]kvm.CPUIDEntry2, error) {
@@ -268,20 +268,17 @@ func load(dir string, k hostKey) ([]kvm.CPUIDEntry2, error) {
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
-	if err := checkOwned(f, path); err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
+	st, err := checkOwned(f, path)
 	if err != nil {
 		return nil, err
 	}
-	if !st.Mode().IsRegular() || st.Size() > int64(maxFileSize) {
-		return nil, fmt.Errorf("%s: %v of %d bytes: not a CPUID cache file", path, st.Mode().Type(), st.Size())
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > int64(maxFileSize) {
+		return nil, fmt.Errorf("%s: mode %#o, %d bytes: not a CPUID cache file", path, st.Mode, st.Size)
 	}
-	b := make([]byte, st.Size()+1) // one more, to see a file that grew
+	b := make([]byte, st.Size+1) // one more, to see a file that grew
 	n, err := f.ReadAt(b, 0)
-	if n != int(st.Size()) {
-		return nil, fmt.Errorf("%s: read %d bytes of a %d-byte file: %v", path, n, st.Size(), err)
+	if n != int(st.Size) {
+		return nil, fmt.Errorf("%s: read %d bytes of a %d-byte file: %v", path, n, st.Size, err)
 	}
 	ids, err := decode(b[:n], k)
 	if err != nil {

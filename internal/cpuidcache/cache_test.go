@@ -254,3 +254,14 @@ func TestUnsafeDirectoryAsksKVMAndSaysWhy(t *testing.T) {
 		t.Fatalf("a file was written into it: %v", err)
 	}
 }
+
+// Something other than a regular file in the file's place is not read.
+func TestNotARegularFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, FileName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := load(dir, someKey()); err == nil || errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a directory in the file's place: %+v, %v; want it refused", ids, err)
+	}
+}
