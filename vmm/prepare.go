@@ -89,10 +89,10 @@ func (p *preparedHost) prepare() {
 // them) and returns what waits for the device's supported CPUID (read
 // from the host cache, or KVM_GET_SUPPORTED_CPUID: about 0.5 ms here),
 // which needs nothing but the device, so the VM is built meanwhile, on
-// PrepareHost's goroutine or (without it) while this one asks on another. With fresh (New) it takes
-// prepared guest RAM and interrupt controllers too, where they are what
-// cfg asks for; a prepared VM that has them otherwise is closed (Restore,
-// another RAM size) and v makes its own.
+// PrepareHost's goroutine or (without it) while this one asks on another.
+// With fresh (New) it takes prepared guest RAM and interrupt controllers
+// too, where they are what cfg asks for; a prepared VM that has them
+// otherwise is closed (Restore, another RAM size) and v makes its own.
 func (v *VM) openHost(fresh bool) (func() ([]kvm.CPUIDEntry2, error), error) {
 	if p := takePreparedHost(v.cfg.KVMPath); p != nil {
 		<-p.opened
