@@ -29,14 +29,9 @@ func cpuidFrom(hook *test.Hook) string {
 
 // helloWithCache runs the hello guest in a VM whose HostCacheDir is dir
 // until it powers off after its line, and returns the VM's log.
-func helloWithCache(t *testing.T, elf, dir string) *test.Hook {
+func helloWithCache(t *testing.T, dir string) *test.Hook {
 	t.Helper()
-	cons := &console{}
-	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: 32 << 20, Console: cons, Logger: log, HostCacheDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, cons, hook := newGuest(t, 32<<20, tinyguest.BuildHello, func(c *vmm.Config) { c.HostCacheDir = dir })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	reason, err := v.Run(ctx)
@@ -50,14 +45,9 @@ func helloWithCache(t *testing.T, elf, dir string) *test.Hook {
 // The first guest asks KVM and keeps the answer in HostCacheDir; the next
 // reads it there, and its guest runs as well.
 func TestNewKeepsThenReadsTheHostCPUID(t *testing.T) {
-	tinyguest.RequireKVM(t)
-	elf, err := tinyguest.BuildHello(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "cache")
 	for i, want := range []string{cpuidcache.Kept.String(), cpuidcache.Read.String()} {
-		if got := cpuidFrom(helloWithCache(t, elf, dir)); got != want {
+		if got := cpuidFrom(helloWithCache(t, dir)); got != want {
 			t.Errorf("guest %d: supported CPUID from %q, want %q", i+1, got, want)
 		}
 		if i == 0 {
@@ -72,15 +62,11 @@ func TestNewKeepsThenReadsTheHostCPUID(t *testing.T) {
 // warning level; the guest runs on KVM's own answer.
 func TestUnsafeHostCacheIsNotUsed(t *testing.T) {
 	tinyguest.RequireKVM(t)
-	elf, err := tinyguest.BuildHello(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	hook := helloWithCache(t, elf, dir)
+	hook := helloWithCache(t, dir)
 	warned := false
 	for _, e := range hook.AllEntries() {
 		if err, ok := e.Data["error"].(error); ok && e.Level == logrus.WarnLevel && strings.Contains(e.Message, "host cache not used") && strings.Contains(err.Error(), dir) {

@@ -216,8 +216,9 @@ func startGuest(t *testing.T, memory uint64, build func(dir string) (string, err
 	return start(t, v, cons, hook)
 }
 
-// newGuest is startGuest's VM before it starts, with its console and log.
-func newGuest(t *testing.T, memory uint64, build func(dir string) (string, error)) (*vmm.VM, *console, *logtest.Hook) {
+// newGuest is startGuest's VM before it starts, with its console and log;
+// each of with may change the Config first.
+func newGuest(t *testing.T, memory uint64, build func(dir string) (string, error), with ...func(*vmm.Config)) (*vmm.VM, *console, *logtest.Hook) {
 	t.Helper()
 	tinyguest.RequireKVM(t)
 	elf, err := build(t.TempDir())
@@ -226,7 +227,11 @@ func newGuest(t *testing.T, memory uint64, build func(dir string) (string, error
 	}
 	cons := &console{}
 	log, hook := newLogger()
-	v, err := vmm.New(vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: memory, Console: cons, Logger: log})
+	cfg := vmm.Config{KernelPath: elf, PreferPVH: true, CPUs: 1, MemoryBytes: memory, Console: cons, Logger: log}
+	for _, w := range with {
+		w(&cfg)
+	}
+	v, err := vmm.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
