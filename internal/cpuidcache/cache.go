@@ -12,6 +12,11 @@
 // depends on. Anything else (another key, a torn or altered file, a file
 // or directory another user could have written) is read as no answer:
 // KVM is asked, and the file written anew.
+//
+// KVM's answer is not quite the same on every CPU of a host: leaf 1's EBX
+// and leaves 0xb and 0x1f's EDX hold the APIC ID of the CPU that asked.
+// The answer kept holds whichever CPU that was; boot.ShapeCPUID replaces
+// those fields with each vCPU's own ID, so any CPU's answer serves.
 package cpuidcache
 
 import (

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/ternvm/tern/kvm"
+	"golang.org/x/sys/unix"
 )
 
 // openKVM returns this machine's /dev/kvm, or skips: these parts need a
@@ -188,12 +190,12 @@ func TestSupportedKeepsThenReads(t *testing.T) {
 	if err != nil || a.CacheErr != nil || a.Source != Kept {
 		t.Fatalf("first call: source %v, cache error %v, error %v; want kept", a.Source, a.CacheErr, err)
 	}
-	if !reflect.DeepEqual(a.IDs, want) {
+	if !sameAnswer(a.IDs, want) {
 		t.Fatal("first call's answer differs from KVM's")
 	}
 	a, err = Supported(sys, dir)
-	if err != nil || a.CacheErr != nil || a.Source != Read || !reflect.DeepEqual(a.IDs, want) {
-		t.Fatalf("second call: source %v, cache error %v, error %v, same answer %v; want KVM's answer read", a.Source, a.CacheErr, err, reflect.DeepEqual(a.IDs, want))
+	if err != nil || a.CacheErr != nil || a.Source != Read || !sameAnswer(a.IDs, want) {
+		t.Fatalf("second call: source %v, cache error %v, error %v, same answer %v; want KVM's answer read", a.Source, a.CacheErr, err, sameAnswer(a.IDs, want))
 	}
 
 	// A file for this host holding something else is taken as it is.
@@ -223,13 +225,83 @@ func TestSupportedKeepsThenReads(t *testing.T) {
 	}
 	for _, d := range []string{dir, damaged} {
 		a, err = Supported(sys, d)
-		if err != nil || a.Source != Kept || a.CacheErr != nil || !reflect.DeepEqual(a.IDs, want) {
-			t.Fatalf("%s: source %v, cache error %v, error %v; want KVM's answer kept", d, a.Source, a.CacheErr, err)
+		if err != nil || a.Source != Kept || a.CacheErr != nil || !sameAnswer(a.IDs, want) {
+			t.Fatalf("%s: source %v, cache error %v, error %v, same answer %v; want KVM's answer kept", d, a.Source, a.CacheErr, err, sameAnswer(a.IDs, want))
 		}
 		if a, _ = Supported(sys, d); a.Source != Read {
 			t.Fatalf("%s after the rewrite: source %v, want read", d, a.Source)
 		}
 	}
+}
+
+// sameAnswer reports whether two answers of KVM's are the same but for the
+// asking CPU's APIC ID (see the package comment): the test's goroutine may
+// ask on one CPU and Supported on another.
+func sameAnswer(a, b []kvm.CPUIDEntry2) bool {
+	return reflect.DeepEqual(withoutAPICID(a), withoutAPICID(b))
+}
+
+func withoutAPICID(ids []kvm.CPUIDEntry2) []kvm.CPUIDEntry2 {
+	out := append([]kvm.CPUIDEntry2(nil), ids...)
+	for i := range out {
+		switch out[i].Function {
+		case 1:
+			out[i].EBX &^= 0xff << 24
+		case 0xb, 0x1f:
+			out[i].EDX = 0
+		}
+	}
+	return out
+}
+
+// The comparison above is not blind: answers asked on different CPUs
+// differ only where it says, and a real difference is still one.
+func TestSameAnswerIgnoresOnlyTheAPICID(t *testing.T) {
+	a := []kvm.CPUIDEntry2{{Function: 1, EAX: 0xa0671, EBX: 0x00020800}, {Function: 0xb, Flags: 1, EDX: 0}}
+	b := []kvm.CPUIDEntry2{{Function: 1, EAX: 0xa0671, EBX: 0x01020800}, {Function: 0xb, Flags: 1, EDX: 1}}
+	if !sameAnswer(a, b) {
+		t.Error("answers from CPU 0 and CPU 1 taken as different")
+	}
+	b[0].EBX ^= 0x100 // the CLFLUSH line size, not the APIC ID
+	if sameAnswer(a, b) {
+		t.Error("a difference outside the APIC ID taken as none")
+	}
+}
+
+// KVM's answer asked on each CPU of this host differs at most in the
+// APIC ID, which is why keeping one CPU's answer is sound.
+func TestAnswersOfEveryCPUAreTheSameButTheAPICID(t *testing.T) {
+	sys := openKVM(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &orig)
+	var first []kvm.CPUIDEntry2
+	asked := 0
+	for cpu := 0; cpu < 1024; cpu++ {
+		if !orig.IsSet(cpu) {
+			continue
+		}
+		var one unix.CPUSet
+		one.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			t.Fatal(err)
+		}
+		ids, err := sys.SupportedCPUID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked++
+		if first == nil {
+			first = ids
+		} else if !sameAnswer(first, ids) {
+			t.Errorf("CPU %d's answer differs from the first CPU's beyond the APIC ID", cpu)
+		}
+	}
+	t.Logf("asked on %d CPUs", asked)
 }
 
 func TestNoDirectoryAsksKVM(t *testing.T) {
