@@ -80,6 +80,8 @@ snapshot_bench() {
 	if ! "$TERN" snapshot create --api-socket "$sock" --dir "$dir" >"$OUT/create-$size.txt" 2>&1; then
 		echo "BENCH-ERROR snapshot create of the $size guest failed:"
 		cat "$OUT/create-$size.txt"
+		echo "the $size guest's tern log:"
+		cat "$OUT/src-$size.err"
 		stop_tern
 		return 1
 	fi
