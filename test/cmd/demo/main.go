@@ -12,6 +12,8 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ternvm/tern/test/harness"
@@ -51,14 +53,53 @@ func run() int {
 	}
 	start := time.Now()
 	job := nested.Job{Files: files, Entry: "demo.sh", Tern: env.Tern, Live: os.Stdout}
-	// A wedged test host (the emulator, not tern) gets one fresh host.
-	res, err := nested.RunOnFreshHosts(ctx, env.Backend, job, 2, 15*time.Minute, func(msg string) {
-		fmt.Fprintln(os.Stderr, "demo:", msg)
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		return 1
+	const tries = 3
+	var res *nested.Result
+	for try := 1; ; try++ {
+		// A wedged test host (the emulator, not tern) gets one fresh
+		// host.
+		res, err = nested.RunOnFreshHosts(ctx, env.Backend, job, 2, 15*time.Minute, func(msg string) {
+			fmt.Fprintln(os.Stderr, "demo:", msg)
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			return 1
+		}
+		if try >= tries || !nested.GuestTripleFaulted.MatchString(res.Output) {
+			break
+		}
+		fmt.Printf("demo: the guest triple-faulted: stock guests now and then die in the emulated test host (see the README, Tests); booting it again on a fresh test host (try %d of %d)\n", try+1, tries)
 	}
 	fmt.Printf("demo: finished in %v, exit status %d\n", time.Since(start).Round(time.Millisecond), res.RC)
-	return res.RC
+	if missing := unseen(res.Output); len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "demo: FAILED: the output lacks %s\n", strings.Join(missing, " and "))
+		return 1
+	}
+	if res.RC != 0 {
+		return res.RC
+	}
+	fmt.Println("demo: the guest ran its /init, which printed what it saw, and powered off; tern exited 0")
+	return 0
+}
+
+// working is what the demo's output holds when the guest worked: its
+// /init's first line, and tern's log line for the guest's poweroff (with
+// or without the log's colours).
+var working = []struct {
+	what string
+	re   *regexp.Regexp
+}{
+	{"the guest's /init line (TERN-GUEST uname=...)", regexp.MustCompile(`TERN-GUEST uname=\S+`)},
+	{"tern's log line for the guest's poweroff", regexp.MustCompile(`VM stopped.*reason\S*="guest powered off"`)},
+}
+
+// unseen names what of working the output lacks.
+func unseen(out string) []string {
+	var missing []string
+	for _, w := range working {
+		if !w.re.MatchString(out) {
+			missing = append(missing, w.what)
+		}
+	}
+	return missing
 }
