@@ -12,7 +12,10 @@
 //     supported CPUID as a first start after boot does. Every other tern
 //     run of the bench keeps that answer in a cache directory of its own,
 //     written by one start before the measured ones: the state of a host
-//     that has started a guest since it booted.
+//     that has started a guest since it booted. Beside them, go-floor
+//     (test/cmd/gofloor): the least a Go program does to boot the same
+//     guest and print its line, the floor under any Go monitor on this
+//     machine in this run.
 //   - rate: hello guests started and finished one after another, and 8 at
 //     a time, VMs per second, every guest's console checked for its line.
 //     (QEMU's microvm does not power off on the guest's ACPI S5 write, so
@@ -55,6 +58,7 @@ import (
 	"time"
 
 	"github.com/ternvm/tern/kvm"
+	"github.com/ternvm/tern/test/fixture"
 	"github.com/ternvm/tern/test/tinyguest"
 )
 
@@ -79,6 +83,7 @@ type bench struct {
 	ps     *benchproc.Procs
 	dir    string
 	tern   string
+	floor  string // test/cmd/gofloor
 	hello  string
 	halt   string
 	qemu   bool // QEMU is installed
@@ -133,6 +138,12 @@ func (b *bench) prepare(ctx context.Context, ternBin string) error {
 	b.qemu = err == nil
 	if b.tern, err = benchproc.Tern(ctx, b.dir, ternBin); err != nil {
 		return err
+	}
+	b.floor = filepath.Join(b.dir, "gofloor")
+	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := fixture.BuildStatic(bctx, "", "github.com/ternvm/tern/test/cmd/gofloor", b.floor); err != nil {
+		return fmt.Errorf("build gofloor: %w", err)
 	}
 	if b.hello, err = tinyguest.BuildHello(b.dir); err != nil {
 		return fmt.Errorf("build the hello guest: %w", err)
@@ -217,6 +228,7 @@ func (b *bench) start(ctx context.Context, runs int) {
 		{who: "tern", argv: slices.Concat(run, []string{"--cache-dir", b.cache()})},
 		{who: "tern-no-cache", argv: slices.Concat(run, []string{"--cache-dir", ""})},
 		{who: "tern-firecracker", argv: []string{b.tern, "firecracker", "--no-api", "--config-file", fcConfig, "--cache-dir", b.cache()}},
+		{who: "go-floor", argv: []string{b.floor, b.hello, strings.TrimSuffix(startMemory, "M")}},
 	}
 	// The cache's first answer is KVM's: written here, not measured.
 	if _, err := b.firstByte(ctx, "start-cache", cs[0].argv); err != nil {
