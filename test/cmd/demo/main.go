@@ -65,10 +65,11 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "demo:", err)
 			return 1
 		}
-		if try >= tries || !nested.GuestTripleFaulted.MatchString(res.Output) {
+		why := retryReason(res.Output)
+		if try >= tries || why == "" {
 			break
 		}
-		fmt.Printf("demo: the guest triple-faulted: stock guests now and then die in the emulated test host (see the README, Tests); booting it again on a fresh test host (try %d of %d)\n", try+1, tries)
+		fmt.Printf("demo: %s: stock guests now and then die in the emulated test host (see the README, Tests); booting it again on a fresh test host (try %d of %d)\n", why, try+1, tries)
 	}
 	fmt.Printf("demo: finished in %v, exit status %d\n", time.Since(start).Round(time.Millisecond), res.RC)
 	if missing := unseen(res.Output); len(missing) > 0 {
@@ -80,6 +81,23 @@ func run() int {
 	}
 	fmt.Println("demo: the guest ran its /init, which printed what it saw, and powered off; tern exited 0")
 	return 0
+}
+
+// timedOut is demo.sh's line for a guest that did not power off in time.
+var timedOut = regexp.MustCompile(`(?m)^DEMO-TIMEOUT: `)
+
+// retryReason says why the demo's guest should boot again on a fresh test
+// host ("" if it should not): it triple-faulted or it hung, as stock
+// guests now and then do in the emulated host. A tern that fails every
+// boot still fails every try.
+func retryReason(out string) string {
+	switch {
+	case nested.GuestTripleFaulted.MatchString(out):
+		return "the guest triple-faulted"
+	case timedOut.MatchString(out):
+		return "the guest did not power off in time"
+	}
+	return ""
 }
 
 // working is what the demo's output holds when the guest worked: its
