@@ -16,9 +16,22 @@ boot_guest() {
 	name=$1
 	shift
 	echo "SCENARIO-RUN $name: tern run $*"
+	date +%s >"$OUT/$name.t0"
 	timeout -k 10 "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err"
 	echo $? >"$OUT/$name.rc"
+	note_limit "$name"
 	report_run "$name"
+}
+
+# note_limit NAME says, as a line "SCENARIO-RUN-LIMIT NAME ...", that
+# run NAME (started at the time in $OUT/NAME.t0) ended by its time limit
+# rather than by itself: a guest that hung, as stock guests now and then
+# do in the emulated test host (QEMU's microvm guests too). The e2e
+# tests give a scenario that failed with such a line a fresh test host.
+note_limit() {
+	if [ $(($(date +%s) - $(cat "$OUT/$1.t0"))) -ge "$TERN_RUN_TIMEOUT" ]; then
+		echo "SCENARIO-RUN-LIMIT $1: tern was stopped after its ${TERN_RUN_TIMEOUT}s (rc $(cat "$OUT/$1.rc"))"
+	fi
 }
 
 # report_run NAME prints what run NAME kept: the guest console and tern's
@@ -62,6 +75,7 @@ start_guest() {
 	name=$1
 	shift
 	echo "SCENARIO-RUN $name: tern run $* (in the background)"
+	date +%s >"$OUT/$name.t0"
 	timeout -k 10 "$TERN_RUN_TIMEOUT" "$TERN" run "$@" </dev/null >"$OUT/$name.out" 2>"$OUT/$name.err" &
 	echo $! >"$OUT/$name.pid"
 }
@@ -70,6 +84,7 @@ wait_guest() {
 	name=$1
 	wait "$(cat "$OUT/$name.pid")"
 	echo $? >"$OUT/$name.rc"
+	note_limit "$name"
 	report_run "$name"
 }
 
