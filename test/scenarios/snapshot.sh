@@ -43,6 +43,7 @@ start_restore() {
 	n=$1
 	shift
 	echo "SCENARIO-RUN $n: tern snapshot restore $* (in the background)"
+	date +%s >"$OUT/$n.t0"
 	timeout -k 10 "$TERN_RUN_TIMEOUT" "$TERN" snapshot restore --console "$OUT/$n.out" "$@" \
 		</dev/null >"$OUT/$n.stdout" 2>"$OUT/$n.err" 4>&- &
 	echo $! >"$OUT/$n.pid"
