@@ -18,10 +18,21 @@ stop_tern() {
 	kill -9 "$pid" 2>/dev/null
 }
 
+# guest_hung says, as a line "BENCH-GUEST-HUNG", that tern still runs but
+# its guest did not boot in TERN_RUN_TIMEOUT seconds: a stock guest that
+# hung, as they now and then do in the emulated test host (QEMU's microvm
+# guests too); the bench then runs again on a fresh test host.
+guest_hung() {
+	if kill -0 "$pid" 2>/dev/null && [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
+		echo "BENCH-GUEST-HUNG the guest did not boot in ${TERN_RUN_TIMEOUT}s"
+	fi
+}
+
 waited=0
 until grep -q boot-time "$OUT/bench.err"; do
 	if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
 		echo "BENCH-ERROR tern did not log boot-time (waited ${waited}s); its log and console:"
+		guest_hung
 		cat "$OUT/bench.err" "$OUT/bench.out"
 		stop_tern
 		exit 1
@@ -69,6 +80,7 @@ snapshot_bench() {
 	until grep -q boot-time "$OUT/src-$size.err"; do
 		if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
 			echo "BENCH-ERROR $size guest did not boot; its log:"
+			guest_hung
 			cat "$OUT/src-$size.err"
 			stop_tern
 			return 1
