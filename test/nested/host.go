@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -198,13 +199,30 @@ func (h *Host) Run(ctx context.Context, job Job) (*Result, error) {
 	}
 	rc, err := scenarioRC(out)
 	if err != nil {
-		if hostPanicked(out) {
-			err = fmt.Errorf("%w: its kernel panicked (%v)", ErrHostWedged, err)
-		}
-		return nil, fmt.Errorf("scenario %s: %w; console ends:\n%s", job.Entry, err, tail(out, 40))
+		return nil, fmt.Errorf("scenario %s: %w; console ends:\n%s", job.Entry, endedEarly(out, err), tail(out, 40))
 	}
 	return &Result{Output: out, RC: rc}, nil
 }
+
+// endedEarly is the error of a test host that ended without reporting its
+// scenario's exit status (err, from scenarioRC): a wedged host when it
+// never reported one (errNoRC), whether its kernel panicked or it reset
+// or powered off with no word on its console (seen: mid-scenario, the
+// scenario's last line a host program's output). Its /init reports the
+// status whatever the scenario does, and nothing the scenario runs resets
+// it, so either way it is the emulated test host failing.
+func endedEarly(console string, err error) error {
+	switch {
+	case !errors.Is(err, errNoRC):
+		return err
+	case hostPanicked(console):
+		return fmt.Errorf("%w: its kernel panicked (%v)", ErrHostWedged, err)
+	}
+	return fmt.Errorf("%w: it reset or powered off with no panic on its console (%v)", ErrHostWedged, err)
+}
+
+// errNoRC is scenarioRC's error for a console with no exit status.
+var errNoRC = fmt.Errorf("the test host powered off without reporting the scenario's exit status (no %q line)", "@@TERN-SCENARIO-RC=N@@")
 
 // hostPanic is the test host kernel's panic line as its console shows it,
 // at the start of a line: a guest's panic, which a scenario may print,
@@ -261,7 +279,7 @@ func dropTCGFeatureWarnings(console string) string {
 func scenarioRC(console string) (int, error) {
 	m := rcMarker.FindAllStringSubmatch(console, -1)
 	if len(m) == 0 {
-		return 0, fmt.Errorf("the test host powered off without reporting the scenario's exit status (no %q line)", "@@TERN-SCENARIO-RC=N@@")
+		return 0, errNoRC
 	}
 	rc, err := strconv.Atoi(m[len(m)-1][1])
 	if err != nil {

@@ -184,3 +184,29 @@ func TestHostPanickedTellsTheHostsPanicFromAGuests(t *testing.T) {
 		}
 	}
 }
+
+// A test host that ended without reporting its scenario's exit status is
+// a wedged host, panicked or not; a status it reported but garbled is not.
+func TestEndedEarlyIsAWedgedHost(t *testing.T) {
+	panicked := "SCENARIO-RUN vsock: tern run ...\n[   60.293516] Kernel panic - not syncing: Fatal exception in interrupt\n"
+	silent := "SCENARIO-RUN vsock: tern run ...\n[vsock-host-serve host] elapsed-ms=693\n"
+	for _, tc := range []struct {
+		console, want string
+	}{
+		{panicked, "its kernel panicked"},
+		{silent, "reset or powered off with no panic"},
+	} {
+		_, err := scenarioRC(tc.console)
+		got := endedEarly(tc.console, err)
+		if !errors.Is(got, ErrHostWedged) || !strings.Contains(got.Error(), tc.want) {
+			t.Errorf("endedEarly(%q) = %v, want a wedged host: %s", tc.console, got, tc.want)
+		}
+	}
+	_, err := scenarioRC("@@TERN-SCENARIO-RC=99999999999999999999@@\n")
+	if err == nil {
+		t.Fatal("an exit status out of range parsed")
+	}
+	if got := endedEarly("", err); errors.Is(got, ErrHostWedged) {
+		t.Errorf("a garbled exit status = %v, want no wedged host", got)
+	}
+}
