@@ -129,28 +129,20 @@ func rerunTimedOut(err error, try int) bool {
 	return errors.Is(err, context.DeadlineExceeded) && try < hostTries
 }
 
-// runLimited is lib.sh's line for a tern run stopped by its time limit.
-var runLimited = regexp.MustCompile(`(?m)^SCENARIO-RUN-LIMIT `)
-
 // rerunFailed says why a scenario whose try (counting from 1) exited rc
 // with output out gets a fresh test host ("" if it does not): it failed,
 // tries are left, and a stock guest in it triple-faulted or hung until
-// its tern run's time limit. Both happen now and then in the emulated
+// its tern run's time limit (nested.DeadGuest). Both happen now and then in the emulated
 // test host, to QEMU's microvm guests as to tern's (about one boot in
 // eight with the kernel's messages on the console, far less often in
 // these quiet scenarios; a triple fault in about one full suite in
 // three: a balloon inflating twice, a throttled migration once). A tern
 // bug that crashes or stalls the guest every time still fails every try.
 func rerunFailed(rc int, out string, try int) string {
-	switch {
-	case rc == 0 || try >= hostTries:
+	if rc == 0 || try >= hostTries {
 		return ""
-	case nested.GuestTripleFaulted.MatchString(out):
-		return "a guest triple-faulted"
-	case runLimited.MatchString(out):
-		return "a tern run was stopped by its time limit (a guest that hung)"
 	}
-	return ""
+	return nested.DeadGuest(out)
 }
 
 func runScenario(t *testing.T, entry string, runs []expectedRun) {

@@ -23,17 +23,23 @@ boot_guest() {
 	report_run "$name"
 }
 
-# note_limit NAME says, as a line "SCENARIO-RUN-LIMIT NAME ...", that
-# run NAME (started at the time in $OUT/NAME.t0) ended by its time limit
-# rather than by itself: a guest that hung, as stock guests now and then
-# do in the emulated test host (QEMU's microvm guests too). The e2e
-# tests give a scenario that failed with such a line a fresh test host.
-# A run started without a time noted (by a scenario's own helper) is left
-# unsaid.
+# say_limit NAME [DETAIL] prints the line "SCENARIO-RUN-LIMIT NAME ..."
+# that says tern's run NAME was stopped by its time limit rather than
+# ending by itself: a guest that hung, as stock guests now and then do in
+# the emulated test host (QEMU's microvm guests too). The e2e tests, the
+# demo and the bench recognise it (nested.GuestHung) and give a run that
+# failed with it a fresh test host.
+say_limit() {
+	echo "SCENARIO-RUN-LIMIT $1: tern was stopped after its ${TERN_RUN_TIMEOUT}s${2:+ ($2)}"
+}
+
+# note_limit NAME says it (say_limit) when run NAME, started at the time
+# in $OUT/NAME.t0, ran into TERN_RUN_TIMEOUT. A run started without a
+# time noted (by a scenario's own helper) is left unsaid.
 note_limit() {
 	[ -s "$OUT/$1.t0" ] || return 0
 	if [ $(($(date +%s) - $(cat "$OUT/$1.t0"))) -ge "$TERN_RUN_TIMEOUT" ]; then
-		echo "SCENARIO-RUN-LIMIT $1: tern was stopped after its ${TERN_RUN_TIMEOUT}s (rc $(cat "$OUT/$1.rc"))"
+		say_limit "$1" "rc $(cat "$OUT/$1.rc")"
 	fi
 }
 

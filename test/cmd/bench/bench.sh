@@ -18,13 +18,13 @@ stop_tern() {
 	kill -9 "$pid" 2>/dev/null
 }
 
-# guest_hung says, as a line "BENCH-GUEST-HUNG", that tern still runs but
-# its guest did not boot in TERN_RUN_TIMEOUT seconds: a stock guest that
-# hung, as they now and then do in the emulated test host (QEMU's microvm
-# guests too); the bench then runs again on a fresh test host.
+# guest_hung NAME says (lib.sh's say_limit) that tern's run NAME still
+# runs but its guest did not boot in TERN_RUN_TIMEOUT seconds, so it is
+# about to be stopped: a stock guest that hung; the bench then runs again
+# on a fresh test host.
 guest_hung() {
 	if kill -0 "$pid" 2>/dev/null && [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
-		echo "BENCH-GUEST-HUNG the guest did not boot in ${TERN_RUN_TIMEOUT}s"
+		say_limit "$1" "its guest did not boot"
 	fi
 }
 
@@ -32,7 +32,7 @@ waited=0
 until grep -q boot-time "$OUT/bench.err"; do
 	if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
 		echo "BENCH-ERROR tern did not log boot-time (waited ${waited}s); its log and console:"
-		guest_hung
+		guest_hung bench
 		cat "$OUT/bench.err" "$OUT/bench.out"
 		stop_tern
 		exit 1
@@ -80,7 +80,7 @@ snapshot_bench() {
 	until grep -q boot-time "$OUT/src-$size.err"; do
 		if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge "$TERN_RUN_TIMEOUT" ]; then
 			echo "BENCH-ERROR $size guest did not boot; its log:"
-			guest_hung
+			guest_hung "src-$size"
 			cat "$OUT/src-$size.err"
 			stop_tern
 			return 1

@@ -119,26 +119,20 @@ func run() int {
 	return 0
 }
 
-// guestHung is bench.sh's line for a guest that did not boot in time
-// while tern still ran.
-var guestHung = regexp.MustCompile(`(?m)^BENCH-GUEST-HUNG `)
-
 // tooFewBoots is bench.sh's line for a boot-to-init comparison that had
 // fewer than three good boots of tern's or QEMU's guest in five.
 var tooFewBoots = regexp.MustCompile(`(?m)^BENCH-ERROR boot: too few good runs `)
 
 // retryReason says why a failed bench script should run again on a fresh
 // test host ("" if it should not): a stock guest in it triple-faulted or
-// hung, or too many did in the boot comparison, as they now and then do
+// hung (nested.DeadGuest), or too many did in the boot comparison, as they now and then do
 // in the emulated host, QEMU's microvm guests too. A tern that fails
 // every boot still fails every try.
 func retryReason(out string) string {
-	switch {
-	case nested.GuestTripleFaulted.MatchString(out):
-		return "a guest triple-faulted"
-	case guestHung.MatchString(out):
-		return "a guest hung"
-	case tooFewBoots.MatchString(out):
+	if why := nested.DeadGuest(out); why != "" {
+		return why
+	}
+	if tooFewBoots.MatchString(out) {
 		return "too few of the boot-to-init guests reached /init"
 	}
 	return ""

@@ -65,7 +65,7 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "demo:", err)
 			return 1
 		}
-		why := retryReason(res.Output)
+		why := nested.DeadGuest(res.Output)
 		if try >= tries || why == "" {
 			break
 		}
@@ -81,23 +81,6 @@ func run() int {
 	}
 	fmt.Println("demo: the guest ran its /init, which printed what it saw, and powered off; tern exited 0")
 	return 0
-}
-
-// timedOut is demo.sh's line for a guest that did not power off in time.
-var timedOut = regexp.MustCompile(`(?m)^DEMO-TIMEOUT: `)
-
-// retryReason says why the demo's guest should boot again on a fresh test
-// host ("" if it should not): it triple-faulted or it hung, as stock
-// guests now and then do in the emulated host. A tern that fails every
-// boot still fails every try.
-func retryReason(out string) string {
-	switch {
-	case nested.GuestTripleFaulted.MatchString(out):
-		return "the guest triple-faulted"
-	case timedOut.MatchString(out):
-		return "the guest did not power off in time"
-	}
-	return ""
 }
 
 // working is what the demo's output holds when the guest worked: its

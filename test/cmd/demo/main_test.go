@@ -24,22 +24,3 @@ func TestUnseen(t *testing.T) {
 		t.Errorf("a guest that died after /init: missing %v, want the poweroff", m)
 	}
 }
-
-// The demo boots again after a triple fault or a hang, and not after a
-// guest that powered off or a tern that failed otherwise.
-func TestRetryReason(t *testing.T) {
-	for _, tc := range []struct {
-		out  string
-		want bool
-	}{
-		{`time="20:44:20.426199" level=warning msg="vCPU shut down (triple fault)" rip=0xfff0` + "\n", true},
-		{"DEMO: tern exited with status 143\nDEMO-TIMEOUT: the guest did not power off within 120s; tern was stopped\n", true},
-		{"TERN-GUEST uname=6.1\n" + `time="1" level=info msg="VM stopped" reason="guest powered off"` + "\nDEMO: tern exited with status 0\n", false},
-		{"tern: --memory: \"lots\" is not a size\nDEMO: tern exited with status 1\n", false},
-		{"DEMO: $TERN run ... DEMO-TIMEOUT: quoted, not demo.sh's line\n", false},
-	} {
-		if got := retryReason(tc.out); (got != "") != tc.want {
-			t.Errorf("retryReason(%q) = %q, want a reason: %v", tc.out, got, tc.want)
-		}
-	}
-}
