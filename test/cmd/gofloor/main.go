@@ -61,14 +61,17 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer sys.Close()
 	vm, err := sys.CreateVM()
 	if err != nil {
 		return fmt.Errorf("create VM: %w", err)
 	}
+	defer vm.Close()
 	mem, err := unix.Mmap(-1, 0, int(mib<<20), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return fmt.Errorf("map guest RAM: %w", err)
 	}
+	defer unix.Munmap(mem)
 	if err := vm.SetUserMemoryRegion(kvm.RegionForMapping(0, 0, 0, mem)); err != nil {
 		return fmt.Errorf("register guest RAM: %w", err)
 	}
@@ -84,6 +87,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("create vCPU: %w", err)
 	}
+	defer vcpu.Close()
 	sregs, err := vcpu.GetSregs()
 	if err != nil {
 		return err
