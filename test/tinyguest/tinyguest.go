@@ -73,6 +73,7 @@ const (
 	Keyboard = "keyboard"
 	DiskCap  = "diskcap"
 	Triple   = "triple"
+	Hostile  = "hostile"
 )
 
 // The lines the guests print on COM1, for tests that read the console.
@@ -91,6 +92,19 @@ const (
 	// CPUIDPrefix starts a line of the cpuid guest: then leaf, subleaf,
 	// EAX, EBX, ECX and EDX, 8 lower-case hex digits each, spaced.
 	CPUIDPrefix = "cpuid "
+	// HostileStartLine and HostileDoneLine begin and end the hostile
+	// guest's attack; FloodPrefix starts each of its flood lines, then
+	// the round in 8 lower-case hex digits, the escape sequences and
+	// FloodSuffix.
+	HostileStartLine = "hostile: start"
+	HostileDoneLine  = "hostile: done"
+	FloodPrefix      = "hostile flood "
+	FloodSuffix      = " end\r\n"
+	// FloodTitle and FloodClipboard are what the flood's escape
+	// sequences would make a terminal do: the window title it sets
+	// (OSC 0 and OSC 2) and the base64 it writes to the clipboard (OSC 52).
+	FloodTitle     = "hostile title"
+	FloodClipboard = "aG9zdGlsZSBjbGlwYm9hcmQ="
 )
 
 //go:embed guests/*.S guests/tiny.inc guests/tiny.ld
@@ -112,6 +126,23 @@ type DirtyOptions struct {
 	// MiB is the size of the range; 0 means DefaultDirtyMiB.
 	MiB uint32
 }
+
+// HostileOptions parameterise the hostile guest.
+type HostileOptions struct {
+	// Rounds is how many rounds it attacks before it powers the VM off;
+	// 0 means until it is stopped.
+	Rounds uint32
+}
+
+// The hostile guest's share of each attack per round: on the development
+// machines' PVM-backed /dev/kvm a round takes about 60 ms, so each kind of
+// unhandled access comes far faster than tern logs them, and the whole
+// port space is swept every 64 rounds.
+const (
+	hostilePortsPerRound = 1024
+	hostilePagesPerRound = 256
+	hostileBootWrites    = 64
+)
 
 // ErrNoBinutils is returned when GNU as or ld is not on PATH.
 var ErrNoBinutils = errors.New("the tiny test guests are built with GNU as and ld: install binutils (apt-get install binutils)")
@@ -214,6 +245,23 @@ func BuildKeyboard(dir string, keys int) (string, error) {
 // change, prints them again and powers the VM off.
 func BuildDiskCap(dir string, capAddr uint32) (string, error) {
 	return build(dir, DiskCap, fmt.Sprintf("diskcap-%#x.elf", capAddr), map[string]uint64{"CAP_ADDR": uint64(capAddr)})
+}
+
+// BuildHostile builds the hostile guest into dir and returns the ELF's
+// path. It prints HostileStartLine and writes the boot-timer magic, then
+// attacks its monitor round after round: it writes and reads a share of
+// the I/O port space (all but the ports that would reset or power off the
+// VM, the in-kernel PIC, PIT and ELCR, and COM1), writes and reads a word
+// in a share of the pages of the unbacked MMIO hole, prints a flood line
+// (FloodPrefix, the round in hex, terminal escape sequences setting
+// FloodTitle and FloodClipboard among others, FloodSuffix), writes the
+// boot-timer magic many times and prints TickPrefix and the round. After
+// opts.Rounds rounds it prints HostileDoneLine and powers the VM off.
+func BuildHostile(dir string, opts HostileOptions) (string, error) {
+	return build(dir, Hostile, fmt.Sprintf("hostile-%d.elf", opts.Rounds), map[string]uint64{
+		"ROUNDS": uint64(opts.Rounds), "PORTS_PER_ROUND": hostilePortsPerRound,
+		"PAGES_PER_ROUND": hostilePagesPerRound, "BOOT_WRITES": hostileBootWrites,
+	})
 }
 
 // build assembles guests/NAME.S with syms defined and links it at

@@ -110,6 +110,7 @@ func TestGuestsBuildAsPVHELFs(t *testing.T) {
 		Halt:    func() (string, error) { return BuildHalt(dir) },
 		CPUID:   func() (string, error) { return BuildCPUID(dir, 0) },
 		Triple:  func() (string, error) { return BuildTriple(dir) },
+		Hostile: func() (string, error) { return BuildHostile(dir, HostileOptions{}) },
 	}
 	for name, build := range builds {
 		t.Run(name, func(t *testing.T) {
