@@ -96,17 +96,9 @@ func (p *ternProc) lastTick() int64 {
 // waitRound waits until the guest has ticked past round n.
 func (p *ternProc) waitRound(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for p.lastTick() <= n {
-		select {
-		case <-p.done:
-			t.Fatalf("tern ended (status %d); stderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the guest did not get past round %d in 20 s (last tick %d)", n, p.lastTick())
-		}
-	}
+	p.waitGuest(t, func() bool { return p.lastTick() > n }, func() string {
+		return fmt.Sprintf("the guest did not get past round %d in 20 s (last tick %d)", n, p.lastTick())
+	})
 }
 
 func fileSize(t *testing.T, path string) int64 {

@@ -131,15 +131,24 @@ func (p *ternProc) ticks() int {
 func (p *ternProc) waitTicks(t *testing.T, n int) {
 	t.Helper()
 	want := p.ticks() + n
+	p.waitGuest(t, func() bool { return p.ticks() >= want }, func() string {
+		return fmt.Sprintf("the guest printed no %d more lines in 20 s", n)
+	})
+}
+
+// waitGuest waits up to 20 s for done() while tern runs; failing, it
+// says why.
+func (p *ternProc) waitGuest(t *testing.T, done func() bool, why func() string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for p.ticks() < want {
+	for !done() {
 		select {
 		case <-p.done:
 			t.Fatalf("tern ended (status %d); stderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the guest printed no %d more lines in 20 s", n)
+			t.Fatal(why())
 		}
 	}
 }
