@@ -152,16 +152,11 @@ func fcSeccomp(t *testing.T) (filtered bool, flags []string) {
 // seccompMode is the Seccomp field of /proc/PID/status.
 func seccompMode(t *testing.T, pid int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := procStatus(fmt.Sprintf("/proc/%d/status", pid), "Seccomp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
+	return v
 }
 
 // startFirecracker starts tern firecracker in a child process and waits

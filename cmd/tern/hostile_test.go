@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -38,7 +37,8 @@ const (
 
 // floodLine is a whole flood line, escapes and all; its group is the
 // round the guest numbered it with.
-var floodLine = regexp.MustCompile(`^` + regexp.QuoteMeta(tinyguest.FloodPrefix) + `([0-9a-f]{8}) .* end$`)
+var floodLine = regexp.MustCompile(`^` + regexp.QuoteMeta(tinyguest.FloodPrefix) + `([0-9a-f]{8}) .*` +
+	regexp.QuoteMeta(strings.TrimSuffix(tinyguest.FloodSuffix, "\r\n")) + `$`)
 
 // floodRounds returns the rounds of the whole flood lines in console, in
 // order, and how many lines are neither a flood line nor one of the
@@ -76,16 +76,14 @@ func fromZero(rounds []int) string {
 
 // rssKiB is the resident set of process pid, as /proc says.
 func rssKiB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := procStatus(fmt.Sprintf("/proc/%d/status", pid), "VmRSS")
 	if err != nil {
 		return 0, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
+	if v == "" {
+		return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(v, "kB")))
 }
 
 func (p *ternProc) lastTick() int64 {
@@ -135,8 +133,8 @@ func TestHostileGuestCannotTakeTernOver(t *testing.T) {
 	}
 	log0 := len(p.stderr.String())
 	began := time.Now()
+	// rssMax is the sampler's until wg.Wait returns.
 	var (
-		mu     sync.Mutex
 		rssMax = rss0
 		stop   = make(chan struct{})
 		wg     sync.WaitGroup
@@ -151,9 +149,7 @@ func TestHostileGuestCannotTakeTernOver(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			if n, err := rssKiB(pid); err == nil {
-				mu.Lock()
 				rssMax = max(rssMax, n)
-				mu.Unlock()
 			}
 		}
 	}()
@@ -269,9 +265,7 @@ func TestHostileGuestOnStdioReachesNoTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTernProcess$", "-test.count=1", "--",
-		"run", "--kernel", elf, "--pvh", "--memory", "128M", "--console", "stdio")
-	cmd.Env = append(os.Environ(), "TERN_TEST_AS_TERN=1")
+	cmd := ternCommand(nil, "run", "--kernel", elf, "--pvh", "--memory", "128M", "--console", "stdio")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -77,14 +77,21 @@ type ternProc struct {
 	done    chan struct{}
 }
 
+// ternCommand is this test binary run as tern (TestTernProcess) with
+// args, env added to its environment.
+func ternCommand(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestTernProcess$", "-test.count=1", "--"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "TERN_TEST_AS_TERN=1"), env...)
+	return cmd
+}
+
 // startTern starts tern with args, its console in dir/name.console and
 // its API on dir/name.sock (both added to args).
 func startTern(t *testing.T, dir, name string, env []string, args ...string) *ternProc {
 	t.Helper()
 	p := &ternProc{stderr: &lockedBuffer{}, console: filepath.Join(dir, name+".console"), api: filepath.Join(dir, name+".sock"), done: make(chan struct{})}
 	args = append(args, "--console", p.console, "--api-socket", p.api)
-	p.cmd = exec.Command(os.Args[0], append([]string{"-test.run=^TestTernProcess$", "-test.count=1", "--"}, args...)...)
-	p.cmd.Env = append(append(os.Environ(), "TERN_TEST_AS_TERN=1"), env...)
+	p.cmd = ternCommand(env, args...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -182,19 +189,30 @@ func (p *ternProc) seccompModes(t *testing.T) map[string]int {
 	}
 	modes := map[string]int{}
 	for _, f := range tasks {
-		b, err := os.ReadFile(f)
+		v, err := procStatus(f, "Seccomp")
 		if err != nil {
 			continue // the thread ended
 		}
 		var mode int
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "Seccomp:\t"); ok {
-				fmt.Sscan(v, &mode)
-			}
-		}
+		fmt.Sscan(v, &mode)
 		modes[filepath.Base(filepath.Dir(f))] = mode
 	}
 	return modes
+}
+
+// procStatus is field key of the /proc status file at path, spaces
+// trimmed ("" when the file has no such field).
+func procStatus(path, key string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", nil
 }
 
 func (p *ternProc) requireFiltered(t *testing.T) {
