@@ -249,10 +249,10 @@ func BuildDiskCap(dir string, capAddr uint32) (string, error) {
 
 // BuildHostile builds the hostile guest into dir and returns the ELF's
 // path. It prints HostileStartLine and writes the boot-timer magic, then
-// attacks its monitor round after round: it writes and reads a share of
-// the I/O port space (all but the ports that would reset or power off the
-// VM, the in-kernel PIC, PIT and ELCR, and COM1), writes and reads a word
-// in a share of the pages of the unbacked MMIO hole, prints a flood line
+// attacks its monitor round after round: it writes and reads a word in a
+// share of the pages of the unbacked MMIO hole, then a share of the I/O
+// port space (all but the ports that would reset or power off the VM, the
+// in-kernel PIC, PIT and ELCR, and COM1), prints a flood line
 // (FloodPrefix, the round in hex, terminal escape sequences setting
 // FloodTitle and FloodClipboard among others, FloodSuffix), writes the
 // boot-timer magic many times and prints TickPrefix and the round. After
