@@ -173,14 +173,15 @@ func pvhEntry(notes []byte) (uint64, bool) {
 	align := func(n uint64) uint64 { return (n + 3) &^ 3 }
 	for len(notes) >= 12 {
 		namesz, descsz, typ := uint64(le.Uint32(notes)), uint64(le.Uint32(notes[4:])), le.Uint32(notes[8:])
-		name, desc := 12+align(namesz), 12+align(namesz)+align(descsz)
-		if desc > uint64(len(notes)) || name+descsz > uint64(len(notes)) {
+		descOff := 12 + align(namesz)
+		next := descOff + align(descsz)
+		if next > uint64(len(notes)) {
 			return 0, false
 		}
 		if typ == pvhNoteType && namesz == 4 && string(notes[12:15]) == "Xen" && descsz >= 4 {
-			return uint64(le.Uint32(notes[name:])), true
+			return uint64(le.Uint32(notes[descOff:])), true
 		}
-		notes = notes[desc:]
+		notes = notes[next:]
 	}
 	return 0, false
 }
